@@ -1,0 +1,39 @@
+# evoforge developer commands. Everything installs into .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN_BUDGET ?= 300
+RUN_WORKERS ?= 2
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: a short model-free evolution of the built-in bin packing problem
+run: $(STAMP)
+	cd $(CURDIR) && $(BIN)/evoforge run bin_packing --budget $(RUN_BUDGET) \
+		--workers $(RUN_WORKERS) --seed 1 --storage make-run.db \
+		--run-name make-run-$$(date +%Y%m%d-%H%M%S)
+
+## test: the whole test suite, plus ruff and mypy
+test: $(STAMP)
+	$(BIN)/ruff check evoforge tests bench
+	$(BIN)/mypy evoforge
+	$(BIN)/pytest -q
+
+## lint: ruff and mypy only
+lint: $(STAMP)
+	$(BIN)/ruff check evoforge tests bench
+	$(BIN)/mypy evoforge
+
+## bench: throughput, overhead, scaling and search-quality benchmarks
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""evoforge: evolve programs against a reliable verifier."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,342 @@
+"""Command-line interface: ``evoforge run | resume | status | best | runs | problems``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from evoforge.candidate import Candidate, Status
+from evoforge.config import ConfigError
+from evoforge.problem.loader import ProblemError, builtin_problems, load_problem
+from evoforge.run.controller import Events, RunError, RunResult
+from evoforge.run.controller import Progress as RunProgress
+from evoforge.run.service import create_run, execute
+from evoforge.storage import DEFAULT_URL, RunRecord, Storage, StorageError, open_storage
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="evoforge: evolve programs against a reliable verifier.")
+console = Console()
+err_console = Console(stderr=True)
+
+StorageOpt = Annotated[str, typer.Option("--storage", help="SQLAlchemy URL or SQLite file.")]
+RunNameOpt = Annotated[str | None, typer.Option("--run-name", help="Run name (default: latest).")]
+
+
+class CLIError(Exception):
+    """An error shown to the user as one line, exit code 2."""
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class _ProgressEvents(Events):
+    """Live progress bar plus a line per new best."""
+
+    def __init__(self, bar: Progress, task: Any) -> None:
+        self.bar = bar
+        self.task = task
+        self.started = time.monotonic()
+
+    def progress(self, p: RunProgress) -> None:
+        self.bar.update(
+            self.task, completed=p.evaluated, total=p.budget,
+            best=_fmt(p.best_score), rate=f"{p.evals_per_second:.1f}",
+            failed=p.failed + p.timeouts, dups=p.duplicates,
+        )
+
+    def new_best(self, candidate: Candidate, p: RunProgress) -> None:
+        self.bar.console.print(
+            f"[green]new best[/] {_fmt(candidate.score)} at evaluation {p.evaluated} "
+            f"(candidate {candidate.id}, {candidate.operator})"
+        )
+
+    def message(self, text: str) -> None:
+        self.bar.console.print(f"[dim]{text}[/]")
+
+
+def _open(url: str) -> Storage:
+    try:
+        return open_storage(url)
+    except StorageError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _find_run(storage: Storage, name: str | None) -> RunRecord:
+    if name is not None:
+        run = storage.get_run(name)
+        if run is None:
+            names = ", ".join(r.name for r in storage.list_runs()) or "none"
+            raise CLIError(f"no run named {name!r} in this storage (runs: {names})")
+        return run
+    run = storage.latest_run()
+    if run is None:
+        raise CLIError("no runs in this storage yet; start one with 'evoforge run PROBLEM'")
+    return run
+
+
+def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time: float | None,
+             target: float | None) -> RunResult:
+    columns = [
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total} evals"),
+        TextColumn("best [green]{task.fields[best]}"),
+        TextColumn("{task.fields[rate]} evals/s"),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("dup {task.fields[dups]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(run.name, total=run.budget, best="-", rate="0.0", failed=0, dups=0)
+        events = _ProgressEvents(bar, task)
+        try:
+            return execute(storage, run, workers=workers, max_time=max_time, target=target,
+                           events=events)
+        except RunError as exc:
+            raise CLIError(str(exc)) from None
+
+
+def _print_result(run: RunRecord, result: RunResult) -> None:
+    s = result.summary
+    console.print(f"[bold]run {run.name}[/] stopped: {result.stop_reason}")
+    p = result.progress
+    console.print(f"evaluated {p.evaluated} (ok {p.ok}, failed {p.failed}, timeout "
+                  f"{p.timeouts}), duplicates {p.duplicates}")
+    best = result.best
+    initial = result.initial
+    best_txt = _fmt(best.score if best else None)
+    initial_txt = _fmt(initial.score if initial else None)
+    console.print(f"best score {best_txt} (candidate {best.id if best else '-'}) "
+                  f"vs initial {initial_txt}")
+    test = s.get("test") or {}
+    if test:
+        console.print(f"test split: best {_fmt(test.get('best'))} vs initial "
+                      f"{_fmt(test.get('initial'))}")
+    for name, scores in (s.get("baselines") or {}).items():
+        console.print(f"baseline {name}: train {_fmt(scores.get('train'))}, test "
+                      f"{_fmt(scores.get('test'))}")
+
+
+@app.command()
+def run(
+    problem: Annotated[str, typer.Argument(help="Problem folder or built-in name.")],
+    budget: Annotated[int | None, typer.Option(help="Evaluations (initial included).")] = None,
+    time_limit: Annotated[float | None, typer.Option("--time", help="Seconds.")] = None,
+    target: Annotated[float | None, typer.Option(help="Stop at this score.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Concurrent evaluations.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    storage: StorageOpt = DEFAULT_URL,
+    run_name: Annotated[str | None, typer.Option("--run-name", help="Name the run.")] = None,
+) -> None:
+    """Evolve PROBLEM (a folder or a built-in name) until a budget stops it."""
+    try:
+        prob = load_problem(problem)
+    except (ProblemError, ConfigError) as exc:
+        raise CLIError(str(exc)) from None
+    for warning in prob.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    store = _open(storage)
+    try:
+        record = create_run(store, prob, run_name=run_name, budget=budget, seed=seed,
+                            workers=workers)
+    except StorageError as exc:
+        raise CLIError(str(exc)) from None
+    console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "
+                  f"seed {record.seed}, storage {storage}")
+    result = _execute(store, record, workers=workers, max_time=time_limit, target=target)
+    _print_result(record, result)
+
+
+@app.command()
+def resume(
+    run_name: RunNameOpt = None,
+    budget: Annotated[int | None, typer.Option(
+        help="Evaluations to add (default: finish the run's own budget).")] = None,
+    time_limit: Annotated[float | None, typer.Option("--time", help="Seconds.")] = None,
+    target: Annotated[float | None, typer.Option(help="Stop at this score.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1)] = None,
+    storage: StorageOpt = DEFAULT_URL,
+) -> None:
+    """Continue a run where it stopped (after a budget, Ctrl-C or a crash)."""
+    store = _open(storage)
+    record = _find_run(store, run_name)
+    if budget is not None:
+        counts = store.counts(record.id)
+        done = sum(counts.get(s, 0) for s in (Status.OK, Status.FAILED, Status.TIMEOUT))
+        store.update_run(record.id, budget=done + budget)
+        record = _find_run(store, record.name)
+    console.print(f"resuming run [bold]{record.name}[/] up to {record.budget} evaluations")
+    result = _execute(store, record, workers=workers, max_time=time_limit, target=target)
+    _print_result(record, result)
+
+
+def status_dict(store: Storage, record: RunRecord) -> dict[str, Any]:
+    """The facts ``evoforge status`` shows, as one JSON-able dict."""
+    counts = store.counts(record.id)
+    evaluated = sum(counts.get(s, 0) for s in (Status.OK, Status.FAILED, Status.TIMEOUT))
+    best = store.best(record.id)
+    initial = next(iter(store.iter_candidates(record.id, None)), None)
+    summary = record.summary or {}
+    ops = store.operator_counts(record.id)
+    bandit = (record.proposer_stats or {}).get("bandit", {})
+    arms = bandit.get("arms", bandit) if isinstance(bandit, dict) else {}
+    operators: dict[str, Any] = {}
+    for op, by_status in sorted(ops.items()):
+        entry: dict[str, Any] = {"proposed": sum(by_status.values()), **by_status}
+        arm = arms.get(op) if isinstance(arms, dict) else None
+        if isinstance(arm, dict):
+            pulls = arm.get("pulls", 0)
+            entry["bandit_pulls"] = pulls
+            entry["improvement_rate"] = (arm.get("reward_sum", 0.0) / pulls) if pulls else None
+        operators[op] = entry
+    return {
+        "run": record.name,
+        "problem": record.problem,
+        "status": record.status,
+        "budget": record.budget,
+        "seed": record.seed,
+        "evaluated": evaluated,
+        "ok": counts.get(Status.OK, 0),
+        "failed": counts.get(Status.FAILED, 0),
+        "timeouts": counts.get(Status.TIMEOUT, 0),
+        "duplicates": counts.get(Status.DUPLICATE, 0),
+        "pending": counts.get(Status.PENDING, 0),
+        "best_score": best.score if best else None,
+        "best_id": best.id if best else None,
+        "initial_score": initial.score if initial else None,
+        "elapsed_seconds": round(record.elapsed_seconds, 3),
+        "evals_per_second": (evaluated / record.elapsed_seconds
+                             if record.elapsed_seconds else None),
+        "test": summary.get("test"),
+        "baselines": summary.get("baselines"),
+        "stop_reason": summary.get("stop_reason"),
+        "operators": operators,
+    }
+
+
+@app.command()
+def status(
+    run_name: RunNameOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    storage: StorageOpt = DEFAULT_URL,
+) -> None:
+    """Counts by status, best and initial score, speed and operator statistics."""
+    store = _open(storage)
+    info = status_dict(store, _find_run(store, run_name))
+    if as_json:
+        sys.stdout.write(json.dumps(info) + "\n")
+        return
+    console.print(f"[bold]run {info['run']}[/] ({info['problem']}), {info['status']}, "
+                  f"stop reason: {info['stop_reason'] or '-'}")
+    console.print(f"evaluated {info['evaluated']}/{info['budget']}: ok {info['ok']}, failed "
+                  f"{info['failed']}, timeout {info['timeouts']}; duplicates "
+                  f"{info['duplicates']}; pending {info['pending']}")
+    rate = info["evals_per_second"]
+    console.print(f"best {_fmt(info['best_score'])} (candidate {info['best_id']}), initial "
+                  f"{_fmt(info['initial_score'])}; {_fmt(rate, 2)} evals/s over "
+                  f"{info['elapsed_seconds']:.1f} s")
+    if info["test"]:
+        console.print(f"test split: best {_fmt(info['test'].get('best'))}, initial "
+                      f"{_fmt(info['test'].get('initial'))}")
+    for name, scores in (info["baselines"] or {}).items():
+        console.print(f"baseline {name}: train {_fmt(scores.get('train'))}, test "
+                      f"{_fmt(scores.get('test'))}")
+    table = Table(title="operators")
+    for col in ("operator", "proposed", "ok", "failed", "timeout", "duplicate",
+                "improved/pull"):
+        table.add_column(col, justify="right" if col != "operator" else "left")
+    for op, e in info["operators"].items():
+        rate_txt = _fmt(e.get("improvement_rate"), 3)
+        table.add_row(op, str(e["proposed"]), str(e.get("ok", 0)), str(e.get("failed", 0)),
+                      str(e.get("timeout", 0)), str(e.get("duplicate", 0)), rate_txt)
+    console.print(table)
+
+
+@app.command()
+def best(
+    run_name: RunNameOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the program here.")] = None,
+    storage: StorageOpt = DEFAULT_URL,
+) -> None:
+    """Print (or save) the best program of a run."""
+    store = _open(storage)
+    record = _find_run(store, run_name)
+    cand = store.best(record.id)
+    if cand is None:
+        raise CLIError(f"run {record.name!r} has no successful candidate yet")
+    test = (record.summary or {}).get("test") or {}
+    test_txt = f", test {_fmt(test.get('best'))}" if test.get("best_id") == cand.id else ""
+    header = (f"# best of run {record.name}: candidate {cand.id}, score "
+              f"{_fmt(cand.score)}{test_txt}")
+    if out is not None:
+        out.write_text(cand.code)
+        err_console.print(f"{header}; written to {out}")
+    else:
+        err_console.print(header)
+        sys.stdout.write(cand.code)
+
+
+@app.command()
+def runs(storage: StorageOpt = DEFAULT_URL) -> None:
+    """List the runs in a storage."""
+    store = _open(storage)
+    table = Table()
+    for col in ("name", "problem", "status", "evaluated", "budget", "best", "initial"):
+        table.add_column(col)
+    for record in store.list_runs():
+        info = status_dict(store, record)
+        table.add_row(record.name, record.problem, record.status, str(info["evaluated"]),
+                      str(record.budget), _fmt(info["best_score"]), _fmt(info["initial_score"]))
+    console.print(table)
+
+
+@app.command()
+def problems() -> None:
+    """List the built-in problems."""
+    table = Table()
+    table.add_column("name")
+    table.add_column("baselines")
+    table.add_column("path")
+    for name, path in builtin_problems().items():
+        baselines = sorted(p.stem for p in (path / "baselines").glob("*.py")
+                           if not p.name.startswith("_"))
+        table.add_row(name, ", ".join(baselines) or "-", str(path))
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, never a traceback for bad input."""
+    try:
+        app(standalone_mode=False)
+    except CLIError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None
+    except (ProblemError, ConfigError, StorageError, RunError) as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise SystemExit(130) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        if isinstance(exc, click.exceptions.Abort):
+            raise SystemExit(130) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Run configuration: evoforge's own keys and OpenEvolve's, read from ``config.yaml``.
+
+The configuration is a pydantic model. :func:`load_config` reads a problem's
+``config.yaml``: evoforge's keys and the OpenEvolve keys that have a counterpart
+are mapped onto the model; every other key is reported back as a warning, never
+an error, so an OpenEvolve problem folder runs unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ObjectiveConfig(_Model):
+    """Which metric is optimised, and in which direction."""
+
+    metric: str = "combined_score"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class EvaluatorConfig(_Model):
+    """How candidates are evaluated."""
+
+    timeout: float = Field(60.0, gt=0, description="wall-clock seconds per evaluation")
+    memory_mb: int = Field(4096, gt=0, description="address-space limit of the evaluation")
+    output_cap_kb: int = Field(64, gt=0, description="stdout/stderr kept per candidate")
+    cascade_thresholds: list[float] = Field(default_factory=list)
+    test_timeout: float = Field(600.0, gt=0, description="seconds for the test-split score")
+
+
+class FeatureConfig(_Model):
+    """One axis of the MAP-Elites grid."""
+
+    name: str
+    bins: int = Field(10, ge=1)
+    min: float | None = None
+    max: float | None = None
+
+
+class ArchiveConfig(_Model):
+    """The archive: islands of MAP-Elites grids."""
+
+    num_islands: int = Field(4, ge=1)
+    population_size: int = Field(1000, ge=1, description="cap on occupied cells, all islands")
+    archive_size: int = Field(100, ge=1, description="elites kept for exploitation")
+    feature_dimensions: list[FeatureConfig] = Field(
+        default_factory=lambda: [FeatureConfig(name="code_size"), FeatureConfig(name="diversity")]
+    )
+    exploitation_ratio: float = Field(0.7, ge=0, le=1)
+    exploration_ratio: float = Field(0.2, ge=0, le=1)
+    migration_interval: int = Field(50, ge=1, description="evaluations between migrations")
+    migration_rate: float = Field(0.1, ge=0, le=1)
+    num_inspirations: int = Field(3, ge=0)
+
+
+class MutationConfig(_Model):
+    """The model-free proposer."""
+
+    bandit: Literal["thompson", "ucb"] = "thompson"
+    operators: list[str] | None = None
+    primitives: list[str] | None = Field(
+        None, description="expression templates like 'np.maximum({0}, {1})'"
+    )
+
+
+class LLMModelConfig(BaseModel):
+    """One model; read now, used by the LLM proposer."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    api_base: str | None = None
+    weight: float = 1.0
+
+
+class LLMConfig(BaseModel):
+    """LLM settings as read from the config (OpenEvolve's ``llm`` section included)."""
+
+    model_config = ConfigDict(extra="allow")
+    models: list[LLMModelConfig] = Field(default_factory=list)
+
+
+class RunConfig(_Model):
+    """Everything a run needs to know, with sane defaults."""
+
+    max_iterations: int = Field(1000, ge=1, description="evaluation budget")
+    max_time: float | None = Field(None, gt=0, description="seconds")
+    target: float | None = None
+    random_seed: int | None = Field(
+        0, description="None (OpenEvolve's null) draws a seed at run creation and stores it"
+    )
+    workers: int = Field(1, ge=1)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    database: ArchiveConfig = Field(default_factory=ArchiveConfig)
+    mutation: MutationConfig = Field(default_factory=MutationConfig)
+    diff_based_evolution: bool = True
+    system_message: str | None = None
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    score_round: int | None = Field(
+        None, description="decimals the objective is rounded to before comparison"
+    )
+
+    @property
+    def maximize(self) -> bool:
+        """True when a higher objective is better."""
+        return self.objective.direction == "maximize"
+
+
+# OpenEvolve keys evoforge maps, as (section, key) -> handler name. Keys not listed
+# here nor in evoforge's own schema are ignored with a warning.
+_OPENEVOLVE_LLM_KEYS = {
+    "primary_model",
+    "primary_model_weight",
+    "secondary_model",
+    "secondary_model_weight",
+    "api_base",
+    "api_key",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "models",
+    "evaluator_models",
+}
+
+
+def _llm_from_openevolve(section: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in section.items() if k != "models"}
+    models: list[dict[str, Any]] = []
+    for entry in section.get("models") or []:
+        if isinstance(entry, dict) and "name" in entry:
+            models.append(dict(entry))
+    # OpenEvolve's defaults: the secondary model weighs 0.2 and is dropped at 0
+    for prefix, default_weight in (("primary", 1.0), ("secondary", 0.2)):
+        name = section.get(f"{prefix}_model")
+        weight = section.get(f"{prefix}_model_weight", default_weight)
+        if name and weight:
+            models.append(
+                {"name": name, "api_base": section.get("api_base"), "weight": weight}
+            )
+    out["models"] = models
+    for key in ("primary_model", "secondary_model", "primary_model_weight",
+                "secondary_model_weight"):
+        out.pop(key, None)
+    return out
+
+
+def _features(value: Any) -> list[dict[str, Any]]:
+    feats: list[dict[str, Any]] = []
+    for item in value or []:
+        if isinstance(item, str):
+            feats.append({"name": item})
+        elif isinstance(item, dict):
+            feats.append(dict(item))
+        else:
+            raise TypeError(f"feature_dimensions entry {item!r} is neither a name nor a mapping")
+    return feats
+
+
+_SECTIONS = {"evaluator", "database", "mutation", "prompt", "llm"}
+
+# OpenEvolve names for settings evoforge has under another name
+_EVALUATOR_ALIASES = {"memory_limit_mb": "memory_mb"}
+
+
+def normalize(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """Map a raw YAML mapping onto :class:`RunConfig` fields.
+
+    Unknown keys are dropped and described in ``warnings``.
+    """
+    out: dict[str, Any] = {}
+    simple = {"max_iterations", "max_time", "target", "random_seed", "workers",
+              "diff_based_evolution", "score_round", "system_message"}
+    for key, value in raw.items():
+        if key in _SECTIONS and value is not None and not isinstance(value, dict):
+            raise TypeError(f"'{key}' must be a mapping of keys, not {type(value).__name__}")
+        if value is None and key in _SECTIONS:
+            continue
+        if key in simple:
+            out[key] = value
+        elif key == "objective":
+            if isinstance(value, str):
+                out["objective"] = {"metric": value}
+            else:
+                out["objective"] = value
+        elif key == "evaluator" and isinstance(value, dict):
+            known = set(EvaluatorConfig.model_fields)
+            section = {_EVALUATOR_ALIASES.get(k, k): v for k, v in value.items()}
+            out["evaluator"] = {k: v for k, v in section.items() if k in known}
+            warnings.extend(f"evaluator.{k}" for k in section if k not in known)
+        elif key == "database" and isinstance(value, dict):
+            known = set(ArchiveConfig.model_fields)
+            sec = {k: v for k, v in value.items() if k in known}
+            if "feature_dimensions" in sec:
+                sec["feature_dimensions"] = _features(sec["feature_dimensions"])
+                bins = value.get("feature_bins")
+                if isinstance(bins, int):
+                    for f in sec["feature_dimensions"]:
+                        f.setdefault("bins", bins)
+                elif isinstance(bins, dict):
+                    for f in sec["feature_dimensions"]:
+                        if f["name"] in bins:
+                            f.setdefault("bins", bins[f["name"]])
+            out["database"] = sec
+            warnings.extend(
+                f"database.{k}" for k in value if k not in known and k != "feature_bins"
+            )
+        elif key == "mutation" and isinstance(value, dict):
+            out["mutation"] = value
+        elif key == "prompt" and isinstance(value, dict):
+            if "system_message" in value:
+                out["system_message"] = value["system_message"]
+            warnings.extend(f"prompt.{k}" for k in value if k != "system_message")
+        elif key == "llm" and isinstance(value, dict):
+            out["llm"] = _llm_from_openevolve(value)
+            warnings.extend(
+                f"llm.{k}" for k in value if k not in _OPENEVOLVE_LLM_KEYS
+            )
+        else:
+            warnings.append(key)
+    return out
+
+
+def load_config(path: Path | None, warnings: list[str] | None = None) -> RunConfig:
+    """Read ``path`` (a ``config.yaml``) into a :class:`RunConfig`.
+
+    Args:
+        path: the file, or None for the defaults.
+        warnings: if given, receives one line per key that has no counterpart.
+
+    Raises:
+        ConfigError: when the file is not YAML or a value is invalid.
+    """
+    if path is None or not path.exists():
+        return RunConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    ignored: list[str] = []
+    try:
+        data = normalize(raw, ignored)
+        config = RunConfig.model_validate(data)
+    except (ValidationError, TypeError) as exc:
+        raise ConfigError(f"{path}: {_first_error(exc)}") from None
+    if warnings is not None:
+        warnings.extend(f"{path.name}: '{k}' has no counterpart in evoforge; ignored"
+                        for k in ignored)
+    return config
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        return f"'{loc}': {err['msg']}"
+    return str(exc)

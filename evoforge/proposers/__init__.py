@@ -1,0 +1,1 @@
+"""Proposers: model-free mutation, and (later) LLMs; a bandit picks among operators."""

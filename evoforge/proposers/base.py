@@ -1,0 +1,66 @@
+"""The proposer plug point: where candidate programs come from."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from evoforge.candidate import Candidate
+from evoforge.problem.blocks import Template
+
+
+@dataclass
+class Proposal:
+    """A new program proposed from one or more parents.
+
+    Attributes:
+        code: the full program text (fixed parts untouched).
+        operator: name of what produced it, the bandit arm it is credited to.
+        parent_ids: ids of the candidates it was derived from, main parent first.
+        meta: proposer-specific data handed back in :meth:`Proposer.feedback`.
+    """
+
+    code: str
+    operator: str
+    parent_ids: list[int]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Proposer(ABC):
+    """Makes new programs from archived ones.
+
+    Contract:
+        * :meth:`propose` returns a :class:`Proposal` whose ``code`` is
+          ``template.render(new_regions)`` for some regions, so text outside the
+          evolve regions is kept byte for byte; or None when it cannot propose
+          from this parent (the loop then picks another parent).
+        * It draws randomness only from the ``rng`` it is given, so a run is
+          reproducible from its seed.
+        * :meth:`feedback` is called once per proposal that was evaluated or
+          found duplicate, with the outcome; proposers learn from it.
+        * :meth:`stats` / :meth:`load_stats` save and restore what it learned,
+          as a JSON-able dict, so that ``resume`` continues where it stopped.
+    """
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+
+    @abstractmethod
+    def propose(
+        self, parent: Candidate, inspirations: list[Candidate], rng: random.Random
+    ) -> Proposal | None:
+        """Derive a new program from ``parent`` (and maybe ``inspirations``)."""
+
+    def feedback(  # noqa: B027 - an optional hook, empty on purpose
+        self, proposal: Proposal, parent_fitness: float | None, child_fitness: float | None
+    ) -> None:
+        """Learn from an outcome; ``child_fitness`` is None when it failed."""
+
+    def stats(self) -> dict[str, Any]:
+        """JSON-able statistics (for example per-operator counts)."""
+        return {}
+
+    def load_stats(self, stats: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`stats` returned."""

@@ -1,0 +1,415 @@
+"""The search loop: propose, evaluate, tell the archive; budgets, stopping, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from evoforge.archive import Archive, FeatureSpace
+from evoforge.candidate import Candidate, Status, normalized_hash
+from evoforge.config import RunConfig
+from evoforge.evaluation.sandbox import EvalJob, EvalOutcome, check_metrics
+from evoforge.executors.base import Executor
+from evoforge.problem.loader import Problem
+from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.mutation import MutationProposer
+from evoforge.storage.base import RunRecord, Storage
+
+# A proposer that only yields duplicates or nothing must not spin forever.
+MAX_IDLE_PROPOSALS = 500
+STATS_EVERY = 10
+
+
+class RunError(RuntimeError):
+    """The run cannot start or continue; the message says why in one line."""
+
+
+@dataclass
+class Progress:
+    """A snapshot of a run for progress displays.
+
+    Attributes:
+        evaluated: finished evaluations (ok, failed, timeout), initial included.
+        budget: the evaluation budget.
+        ok: evaluations that produced a score.
+        failed: evaluations that failed.
+        timeouts: evaluations that timed out.
+        duplicates: proposals skipped as duplicates.
+        best_score: best objective value so far.
+        initial_score: the initial program's objective value.
+        evals_per_second: evaluations per second in this session.
+        running: evaluations in flight.
+    """
+
+    evaluated: int = 0
+    budget: int = 0
+    ok: int = 0
+    failed: int = 0
+    timeouts: int = 0
+    duplicates: int = 0
+    best_score: float | None = None
+    initial_score: float | None = None
+    evals_per_second: float = 0.0
+    running: int = 0
+
+
+@dataclass
+class RunResult:
+    """How a run session ended."""
+
+    stop_reason: str
+    progress: Progress
+    best: Candidate | None
+    initial: Candidate | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    candidate: Candidate
+    parent_fitness: float | None
+    proposal: Proposal | None
+
+
+class Events:
+    """Callbacks from the loop; subclass to display progress. All optional."""
+
+    def progress(self, progress: Progress) -> None:
+        """Called after each finished evaluation or duplicate."""
+
+    def new_best(self, candidate: Candidate, progress: Progress) -> None:
+        """Called when a candidate beats the best so far."""
+
+    def message(self, text: str) -> None:
+        """A line worth showing the user."""
+
+
+def objective_of(config: RunConfig, metrics: dict[str, Any]) -> tuple[float | None, str | None]:
+    """The objective value from ``metrics``, or None and the reason it is missing."""
+    name = config.objective.metric
+    if name in metrics:
+        return float(metrics[name]), None
+    if name == "combined_score":
+        # OpenEvolve's convention: without combined_score, average the numeric metrics
+        values = [float(v) for v in metrics.values()]
+        if values:
+            return sum(values) / len(values), None
+    return None, f"the evaluator returned no {name!r} metric (the objective)"
+
+
+def fitness_of(config: RunConfig, score: float) -> float:
+    """``score`` oriented so that higher is better, rounded if the config says so."""
+    value = score if config.maximize else -score
+    if config.score_round is not None:
+        value = round(value, config.score_round)
+    return value
+
+
+class Evolution:
+    """One session of a run: resumes whatever the storage holds, then evolves.
+
+    Args:
+        problem: the loaded problem.
+        storage: where the run lives.
+        run: the run record (new or resumed).
+        executor: where evaluations run.
+        config: the run's configuration (as stored with the run).
+        max_time: seconds for this session, or None.
+        target: stop when the best objective reaches this, or None.
+        events: progress callbacks.
+        proposer: defaults to the model-free :class:`MutationProposer`.
+    """
+
+    def __init__(self, problem: Problem, storage: Storage, run: RunRecord, executor: Executor,
+                 config: RunConfig, *, max_time: float | None = None,
+                 target: float | None = None, events: Events | None = None,
+                 proposer: Proposer | None = None) -> None:
+        self.problem = problem
+        self.storage = storage
+        self.run = run
+        self.executor = executor
+        self.config = config
+        self.max_time = max_time
+        self.target = target
+        self.events = events or Events()
+        self.proposer = proposer or MutationProposer(problem.template, config.mutation)
+        self.features = FeatureSpace(config.database, problem.initial_program)
+        self.archive = Archive(config.database, self.features)
+        self.progress = Progress(budget=run.budget)
+        self._stop_reason: str | None = None
+        self._idle = 0
+        self._since_stats = 0
+        self._best: Candidate | None = None
+        self._initial: Candidate | None = None
+        self._hashes: dict[str, int] = {}
+        self._requeue: list[Candidate] = []
+        self._next_seq = 0
+        self.rng = random.Random(run.seed)
+
+    # ------------------------------------------------------------------ setup
+    def _restore(self) -> None:
+        """Rebuild archive, counters and proposer state from storage."""
+        counts = self.storage.counts(self.run.id)
+        p = self.progress
+        p.ok = counts.get(Status.OK, 0)
+        p.failed = counts.get(Status.FAILED, 0)
+        p.timeouts = counts.get(Status.TIMEOUT, 0)
+        p.duplicates = counts.get(Status.DUPLICATE, 0)
+        p.evaluated = p.ok + p.failed + p.timeouts
+        self._hashes = self.storage.code_hashes(self.run.id)
+        self._next_seq = self.storage.next_seq(self.run.id)
+        replay_rng = random.Random(f"replay:{self.run.seed}")
+        done = 0
+        for cand in self.storage.iter_candidates(self.run.id):
+            if cand.status == Status.PENDING:
+                self._requeue.append(cand)
+                continue
+            if cand.status == Status.DUPLICATE:
+                continue
+            done += 1
+            if cand.status == Status.OK:
+                self._place(cand)
+            self.archive.on_evaluated(done, replay_rng)
+        if self.run.proposer_stats:
+            self.proposer.load_stats(self.run.proposer_stats)
+        if self._next_seq:
+            # a resumed session continues with its own deterministic stream
+            self.rng = random.Random(f"{self.run.seed}:{self._next_seq}")
+
+    def _place(self, cand: Candidate) -> None:
+        if cand.seq == 0:
+            self._initial = cand
+            self.progress.initial_score = cand.score
+            self.archive.add_initial(cand)
+        else:
+            self.archive.add(cand)
+        if cand.fitness is not None and (self._best is None or self._best.fitness is None
+                                         or cand.fitness > self._best.fitness):
+            self._best = cand
+            self.progress.best_score = cand.score
+
+    # ------------------------------------------------------------- proposals
+    def _new_candidate(self, *, island: int, parent_ids: list[int], operator: str, code: str,
+                       code_hash: str) -> Candidate:
+        seq = self._next_seq
+        self._next_seq += 1
+        duplicate_of = self._hashes.get(code_hash)
+        status = Status.DUPLICATE if duplicate_of is not None else Status.PENDING
+        cid = self.storage.add_candidate(
+            self.run.id, seq=seq, island=island, parent_ids=parent_ids, operator=operator,
+            code=code, code_hash=code_hash, status=status, seed=self.run.seed,
+            duplicate_of=duplicate_of,
+        )
+        if duplicate_of is None:
+            self._hashes[code_hash] = cid
+        return Candidate(id=cid, seq=seq, island=island, parent_ids=tuple(parent_ids),
+                         operator=operator, code=code, code_hash=code_hash, status=status,
+                         duplicate_of=duplicate_of)
+
+    def _propose(self) -> _Pending | None:
+        """Make one proposal; None when it was a duplicate or nothing came out."""
+        island = self._next_seq % self.config.database.num_islands
+        parent = self.archive.sample_parent(island, self.rng)
+        inspirations = self.archive.inspirations(island, parent, self.rng)
+        proposal = self.proposer.propose(parent, inspirations, self.rng)
+        if proposal is None:
+            self._idle += 1
+            return None
+        cand = self._new_candidate(island=island, parent_ids=proposal.parent_ids,
+                                   operator=proposal.operator, code=proposal.code,
+                                   code_hash=normalized_hash(proposal.code))
+        if cand.status == Status.DUPLICATE:
+            self._idle += 1
+            self.progress.duplicates += 1
+            self.proposer.feedback(proposal, parent.fitness, None)
+            self.events.progress(self.progress)
+            return None
+        self._idle = 0
+        return _Pending(cand, parent.fitness, proposal)
+
+    # ------------------------------------------------------------ evaluation
+    def _job(self, code: str, function: str = "evaluate") -> EvalJob:
+        ev = self.config.evaluator
+        timeout = ev.test_timeout if function == "evaluate_test" else ev.timeout
+        return EvalJob(code=code, evaluator_path=self.problem.evaluator_path,
+                       function=function, timeout=timeout, memory_mb=ev.memory_mb,
+                       output_cap_kb=ev.output_cap_kb)
+
+    def _judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
+        """Turn an outcome into the fields stored with the candidate."""
+        fields: dict[str, Any] = {"artifacts": outcome.artifacts or None,
+                                  "eval_seconds": outcome.seconds}
+        if outcome.status != "ok":
+            fields.update(status=Status(outcome.status), error=outcome.error)
+            return fields
+        problem = check_metrics(outcome.metrics)
+        score, missing = objective_of(self.config, outcome.metrics) if not problem else (None,
+                                                                                        None)
+        features: dict[str, float] | None = None
+        if problem is None and missing is None:
+            try:
+                features = self.features.compute(code, outcome.metrics)
+            except KeyError as exc:
+                problem = f"feature {exc.args[0]!s}"
+        reason = problem or missing
+        if reason is not None or score is None:
+            fields.update(status=Status.FAILED, error=reason, metrics=outcome.metrics or None)
+            return fields
+        fields.update(status=Status.OK, score=score, fitness=fitness_of(self.config, score),
+                      metrics=outcome.metrics, features=features)
+        return fields
+
+    async def _evaluate(self, pending: _Pending) -> tuple[_Pending, dict[str, Any]]:
+        outcome = await self.executor.evaluate(self._job(pending.candidate.code))
+        return pending, self._judge(pending.candidate.code, outcome)
+
+    def _finish(self, pending: _Pending, fields: dict[str, Any]) -> Candidate:
+        base = pending.candidate
+        self.storage.finish_candidate(base.id, **fields)
+        cand = Candidate(
+            id=base.id, seq=base.seq, island=base.island, parent_ids=base.parent_ids,
+            operator=base.operator, code=base.code, code_hash=base.code_hash,
+            status=fields["status"], score=fields.get("score"), fitness=fields.get("fitness"),
+            metrics=fields.get("metrics") or {}, features=fields.get("features") or {},
+            artifacts=fields.get("artifacts") or {}, error=fields.get("error"),
+            eval_seconds=fields.get("eval_seconds"),
+        )
+        p = self.progress
+        p.evaluated += 1
+        previous_best = self._best
+        if cand.status == Status.OK:
+            p.ok += 1
+            self._place(cand)
+        elif cand.status == Status.TIMEOUT:
+            p.timeouts += 1
+        else:
+            p.failed += 1
+        if pending.proposal is not None:
+            self.proposer.feedback(pending.proposal, pending.parent_fitness, cand.fitness)
+        self.archive.on_evaluated(p.evaluated, self.rng)
+        self._since_stats += 1
+        if self._since_stats >= STATS_EVERY:
+            self._save_stats()
+        if self._best is not previous_best and self._best is cand and cand.seq > 0:
+            self.events.new_best(cand, p)
+        self.events.progress(p)
+        return cand
+
+    def _save_stats(self) -> None:
+        self._since_stats = 0
+        self.storage.update_run(self.run.id, proposer_stats=self.proposer.stats())
+
+    # ----------------------------------------------------------------- loop
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """Ask the loop to stop: no new proposals; running evaluations are cancelled."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def _check_stop(self, deadline: float | None) -> None:
+        p = self.progress
+        if self._stop_reason is not None:
+            return
+        if p.evaluated >= self.run.budget:
+            self._stop_reason = "budget"
+        elif deadline is not None and time.monotonic() >= deadline:
+            self._stop_reason = "time"
+        elif self.target is not None and p.best_score is not None and (
+            p.best_score >= self.target if self.config.maximize else p.best_score <= self.target
+        ):
+            self._stop_reason = "target"
+        elif self._idle >= MAX_IDLE_PROPOSALS:
+            self._stop_reason = "stalled (only duplicates or no proposals)"
+
+    async def run_session(self) -> RunResult:
+        """Run until a budget, the target or an interrupt stops it.
+
+        Raises:
+            RunError: if the initial program fails its evaluation.
+        """
+        self._restore()
+        started = time.monotonic()
+        deadline = started + self.max_time if self.max_time is not None else None
+        session_evals = 0
+        self.storage.update_run(self.run.id, status="running")
+        in_flight: dict[asyncio.Task[tuple[_Pending, dict[str, Any]]], _Pending] = {}
+        try:
+            if self._next_seq == 0:
+                code = self.problem.initial_program
+                initial = self._new_candidate(island=0, parent_ids=[], operator="initial",
+                                              code=code, code_hash=normalized_hash(code))
+                self._requeue.insert(0, initial)
+            while True:
+                self._check_stop(deadline)
+                while self._stop_reason is None and len(in_flight) < self.executor.max_workers:
+                    if self.progress.evaluated + len(in_flight) >= self.run.budget:
+                        break
+                    if self._requeue:
+                        cand = self._requeue.pop(0)
+                        pending: _Pending | None = _Pending(cand, None, None)
+                    elif self._initial is None:
+                        break  # wait for the initial program before mutating it
+                    else:
+                        pending = self._propose()
+                    if pending is not None:
+                        task = asyncio.ensure_future(self._evaluate(pending))
+                        in_flight[task] = pending
+                    self._check_stop(deadline)
+                if not in_flight:
+                    break
+                self.progress.running = len(in_flight)
+                wait = None if deadline is None else max(deadline - time.monotonic(), 0.01)
+                done, _ = await asyncio.wait(in_flight, timeout=wait,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: in_flight[t].candidate.seq):
+                    pending_done, fields = task.result()
+                    del in_flight[task]
+                    cand = self._finish(pending_done, fields)
+                    session_evals += 1
+                    if cand.seq == 0 and cand.status != Status.OK:
+                        raise RunError(
+                            f"the initial program failed its evaluation: {cand.error}; "
+                            "fix initial_program.py or evaluator.py"
+                        )
+                elapsed = time.monotonic() - started
+                self.progress.evals_per_second = session_evals / elapsed if elapsed else 0.0
+                if self._stop_reason is not None and in_flight:
+                    break
+        finally:
+            for task in in_flight:
+                task.cancel()
+            for task in in_flight:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self.progress.running = 0
+            elapsed = time.monotonic() - started
+            self.storage.update_run(
+                self.run.id,
+                elapsed_seconds=self.run.elapsed_seconds + elapsed,
+                proposer_stats=self.proposer.stats(),
+                status="stopped" if self._stop_reason else "failed",
+            )
+        reason = self._stop_reason or "done"
+        return RunResult(stop_reason=reason, progress=self.progress, best=self._best,
+                         initial=self._initial)
+
+    async def score_test(self, candidate: Candidate) -> float | None:
+        """The objective of ``candidate`` on the held-out test split, or None."""
+        if not self.problem.has_test_split:
+            return None
+        return await self.score_code(candidate.code, "evaluate_test")
+
+    async def score_code(self, code: str, function: str = "evaluate") -> float | None:
+        """Evaluate any program with ``function``; its objective, or None if it failed."""
+        outcome = await self.executor.evaluate(self._job(code, function))
+        if outcome.status != "ok" or check_metrics(outcome.metrics):
+            return None
+        score, _ = objective_of(self.config, outcome.metrics)
+        return score
+
+
+ProgressCallback = Callable[[Progress], None]

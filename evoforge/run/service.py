@@ -1,0 +1,128 @@
+"""Start, resume and summarize runs: the glue between CLI, problem, storage and loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+from evoforge.config import RunConfig
+from evoforge.executors.local import LocalExecutor
+from evoforge.problem.loader import Problem, ProblemError, load_problem
+from evoforge.run.controller import Events, Evolution, RunError, RunResult
+from evoforge.storage.base import RunRecord, Storage
+
+
+def default_run_name(storage: Storage, problem: str) -> str:
+    """``<problem>-<n>`` with the smallest n not taken."""
+    taken = {r.name for r in storage.list_runs()}
+    n = 1
+    while f"{problem}-{n}" in taken:
+        n += 1
+    return f"{problem}-{n}"
+
+
+def create_run(storage: Storage, problem: Problem, *, run_name: str | None = None,
+               budget: int | None = None, seed: int | None = None,
+               workers: int | None = None) -> RunRecord:
+    """Create a run for ``problem``; command-line values override its config."""
+    overrides: dict[str, Any] = {}
+    if budget is not None:
+        overrides["max_iterations"] = budget
+    if seed is not None:
+        overrides["random_seed"] = seed
+    if workers is not None:
+        overrides["workers"] = workers
+    config = problem.config.model_copy(update=overrides)
+    if config.random_seed is None:
+        # OpenEvolve's "no seed": draw one, and store it so the run can be replayed
+        config = config.model_copy(update={"random_seed": secrets.randbelow(2**31)})
+    assert config.random_seed is not None
+    return storage.create_run(
+        name=run_name or default_run_name(storage, problem.name),
+        problem=problem.name,
+        problem_path=str(problem.path),
+        config=config.model_dump(mode="json"),
+        seed=config.random_seed,
+        budget=config.max_iterations,
+    )
+
+
+def problem_of(run: RunRecord) -> Problem:
+    """Load the problem a run was made for, from the folder it was loaded from."""
+    path = Path(run.problem_path)
+    try:
+        return load_problem(path if path.is_dir() else run.problem)
+    except ProblemError as exc:
+        raise RunError(f"run {run.name!r}: its problem cannot be loaded: {exc}") from None
+
+
+async def _summarize(evo: Evolution, result: RunResult) -> dict[str, Any]:
+    """Score the best and initial programs on the test split, and the baselines."""
+    run = evo.storage.get_run(evo.run.name) or evo.run
+    summary: dict[str, Any] = dict(run.summary or {})
+    summary["stop_reason"] = result.stop_reason
+    best, initial = result.best, result.initial
+    summary["best_id"] = best.id if best else None
+    summary["best_score"] = best.score if best else None
+    summary["initial_score"] = initial.score if initial else None
+    if result.stop_reason == "interrupted":
+        return summary
+    test: dict[str, Any] = dict(summary.get("test") or {})
+    if evo.problem.has_test_split and best is not None:
+        if test.get("best_id") != best.id:
+            test["best_id"] = best.id
+            test["best"] = await evo.score_test(best)
+        if initial is not None and "initial" not in test:
+            test["initial"] = await evo.score_test(initial)
+        summary["test"] = test
+    if evo.problem.baselines and "baselines" not in summary:
+        baselines: dict[str, Any] = {}
+        for name, path in evo.problem.baselines.items():
+            code = path.read_text()
+            entry = {"train": await evo.score_code(code, "evaluate")}
+            if evo.problem.has_test_split:
+                entry["test"] = await evo.score_code(code, "evaluate_test")
+            baselines[name] = entry
+        summary["baselines"] = baselines
+    return summary
+
+
+def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
+            max_time: float | None = None, target: float | None = None,
+            events: Events | None = None, summarize: bool = True) -> RunResult:
+    """Run (or continue) ``run`` until it stops; Ctrl-C stops it cleanly.
+
+    The first SIGINT stops proposing and cancels running evaluations (they stay
+    pending and are evaluated first on resume); finished work is already stored.
+    """
+    problem = problem_of(run)
+    config = RunConfig.model_validate(run.config)
+    n_workers = workers or config.workers
+
+    async def main() -> RunResult:
+        executor = LocalExecutor(n_workers)
+        evo = Evolution(problem, storage, run, executor, config, max_time=max_time,
+                        target=target, events=events)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, evo.request_stop, "interrupted")
+            loop.add_signal_handler(signal.SIGTERM, evo.request_stop, "interrupted")
+        try:
+            result = await evo.run_session()
+            if summarize:
+                if events is not None and result.stop_reason != "interrupted":
+                    events.message("scoring the best program on the test split and baselines")
+                result.summary = await _summarize(evo, result)
+                storage.update_run(run.id, summary=result.summary)
+            return result
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+                loop.remove_signal_handler(signal.SIGTERM)
+            await executor.close()
+
+    return asyncio.run(main())

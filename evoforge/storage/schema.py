@@ -1,0 +1,55 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations must match these."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("problem", sa.String(500), nullable=False),
+    sa.Column("problem_path", sa.Text, nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("budget", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, default="created"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("elapsed_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("proposer_stats", sa.JSON, nullable=True),
+    sa.Column("summary", sa.JSON, nullable=True),
+)
+
+candidates = sa.Table(
+    "candidates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("island", sa.Integer, nullable=False),
+    sa.Column("parent_ids", sa.JSON, nullable=False),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("fitness", sa.Float, nullable=True),
+    sa.Column("metrics", sa.JSON, nullable=True),
+    sa.Column("features", sa.JSON, nullable=True),
+    sa.Column("artifacts", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duplicate_of", sa.Integer, nullable=True),
+    sa.Column("seed", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("eval_seconds", sa.Float, nullable=True),
+    sa.UniqueConstraint("run_id", "seq", name="uq_candidates_run_seq"),
+    sa.Index("ix_candidates_run_hash", "run_id", "code_hash"),
+    sa.Index("ix_candidates_run_status", "run_id", "status"),
+    sa.Index("ix_candidates_run_fitness", "run_id", "fitness"),
+)

@@ -1,0 +1,255 @@
+"""SQLAlchemy storage: SQLite (default, WAL mode) and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Engine
+
+from evoforge.candidate import Candidate, Status
+from evoforge.storage.base import RunRecord, Storage, StorageError
+from evoforge.storage.schema import candidates, runs
+
+DEFAULT_URL = "sqlite:///evoforge.db"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+_RUN_FIELDS = {"status", "budget", "elapsed_seconds", "proposer_stats", "summary", "config"}
+
+
+def normalize_url(url: str) -> str:
+    """Accept a SQLAlchemy URL, or a bare file path meaning a SQLite file."""
+    if "://" in url:
+        if url.startswith("postgresql://"):
+            # psycopg 3 is the driver evoforge installs for PostgreSQL
+            return "postgresql+psycopg://" + url[len("postgresql://"):]
+        return url
+    return f"sqlite:///{url}"
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password hidden, for messages."""
+    try:
+        return sa.engine.make_url(normalize_url(url)).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def _one_line(exc: BaseException | None) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """An Alembic config pointing at evoforge's migrations and ``url``."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+class SQLStorage(Storage):
+    """Storage over any SQLAlchemy URL; the schema is brought up to date on open.
+
+    Args:
+        url: SQLAlchemy URL or a SQLite file path.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = normalize_url(url)
+        shown = safe_url(url)
+        try:
+            self.engine: Engine = sa.create_engine(self.url, future=True)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise StorageError(f"cannot use storage URL {shown}: {_one_line(exc)}") from None
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self._migrate()
+        except sa.exc.DBAPIError as exc:
+            raise StorageError(f"cannot open storage {shown}: {_one_line(exc.orig)}") from None
+
+    def _migrate(self) -> None:
+        cfg = alembic_config(self.url)
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # runs ------------------------------------------------------------------
+    @staticmethod
+    def _run(row: Any) -> RunRecord:
+        m = row._mapping
+        return RunRecord(**{k: m[k] for k in RunRecord.__dataclass_fields__})
+
+    def create_run(self, *, name: str, problem: str, problem_path: str,
+                   config: dict[str, Any], seed: int, budget: int) -> RunRecord:
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(runs.insert().values(
+                    name=name, problem=problem, problem_path=problem_path, config=config,
+                    seed=seed, budget=budget, status="created", created_at=now,
+                    updated_at=now, elapsed_seconds=0.0,
+                ))
+        except sa.exc.IntegrityError:
+            raise StorageError(
+                f"a run named {name!r} exists already; pick another --run-name "
+                "or continue it with 'evoforge resume'"
+            ) from None
+        run = self.get_run(name)
+        assert run is not None
+        return run
+
+    def get_run(self, name: str) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(runs.select().where(runs.c.name == name)).first()
+        return self._run(row) if row is not None else None
+
+    def latest_run(self) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(runs.select().order_by(runs.c.id.desc()).limit(1)).first()
+        return self._run(row) if row is not None else None
+
+    def list_runs(self) -> list[RunRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(runs.select().order_by(runs.c.id)).all()
+        return [self._run(r) for r in rows]
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        unknown = set(fields) - _RUN_FIELDS
+        if unknown:
+            raise StorageError(f"cannot update run fields {sorted(unknown)}")
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id)
+                         .values(updated_at=time.time(), **fields))
+
+    # candidates -------------------------------------------------------------
+    @staticmethod
+    def _candidate(row: Any) -> Candidate:
+        m = row._mapping
+        return Candidate(
+            id=m["id"], seq=m["seq"], island=m["island"],
+            parent_ids=tuple(m["parent_ids"] or ()), operator=m["operator"],
+            code=m["code"], code_hash=m["code_hash"], status=Status(m["status"]),
+            score=m["score"], fitness=m["fitness"], metrics=m["metrics"] or {},
+            features=m["features"] or {}, artifacts=m["artifacts"] or {},
+            error=m["error"], duplicate_of=m["duplicate_of"],
+            eval_seconds=m["eval_seconds"],
+        )
+
+    def add_candidate(self, run_id: int, *, seq: int, island: int, parent_ids: list[int],
+                      operator: str, code: str, code_hash: str, status: Status,
+                      seed: int | None = None, duplicate_of: int | None = None,
+                      error: str | None = None) -> int:
+        now = time.time()
+        finished = None if status == Status.PENDING else now
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(candidates.insert().values(
+                    run_id=run_id, seq=seq, island=island, parent_ids=list(parent_ids),
+                    operator=operator, code=code, code_hash=code_hash, status=str(status),
+                    seed=seed, duplicate_of=duplicate_of, error=error, created_at=now,
+                    finished_at=finished,
+                ))
+                key = result.inserted_primary_key
+        except sa.exc.IntegrityError as exc:
+            raise StorageError(
+                f"cannot store candidate {seq} of run {run_id}: {_one_line(exc.orig)}"
+            ) from None
+        assert key is not None
+        return int(key[0])
+
+    def finish_candidate(self, candidate_id: int, *, status: Status,
+                         score: float | None = None, fitness: float | None = None,
+                         metrics: dict[str, Any] | None = None,
+                         features: dict[str, float] | None = None,
+                         artifacts: dict[str, Any] | None = None,
+                         error: str | None = None,
+                         eval_seconds: float | None = None) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                candidates.update().where(candidates.c.id == candidate_id).values(
+                    status=str(status), score=score, fitness=fitness, metrics=metrics,
+                    features=features, artifacts=artifacts, error=error,
+                    eval_seconds=eval_seconds, finished_at=time.time(),
+                ))
+            if result.rowcount == 0:
+                raise StorageError(f"no candidate with id {candidate_id}")
+
+    def get_candidate(self, candidate_id: int) -> Candidate:
+        with self.engine.connect() as conn:
+            row = conn.execute(candidates.select().where(candidates.c.id == candidate_id)).first()
+        if row is None:
+            raise StorageError(f"no candidate with id {candidate_id}")
+        return self._candidate(row)
+
+    def iter_candidates(self, run_id: int,
+                        statuses: tuple[Status, ...] | None = None) -> Iterator[Candidate]:
+        query = candidates.select().where(candidates.c.run_id == run_id)
+        if statuses:
+            query = query.where(candidates.c.status.in_([str(s) for s in statuses]))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(candidates.c.seq)).all()
+        for row in rows:
+            yield self._candidate(row)
+
+    def code_hashes(self, run_id: int) -> dict[str, int]:
+        query = (sa.select(candidates.c.code_hash, sa.func.min(candidates.c.id))
+                 .where(candidates.c.run_id == run_id,
+                        candidates.c.status != str(Status.DUPLICATE))
+                 .group_by(candidates.c.code_hash))
+        with self.engine.connect() as conn:
+            return {h: int(i) for h, i in conn.execute(query).all()}
+
+    def next_seq(self, run_id: int) -> int:
+        query = sa.select(sa.func.max(candidates.c.seq)).where(candidates.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return 0 if value is None else int(value) + 1
+
+    def counts(self, run_id: int) -> dict[str, int]:
+        query = (sa.select(candidates.c.status, sa.func.count())
+                 .where(candidates.c.run_id == run_id).group_by(candidates.c.status))
+        with self.engine.connect() as conn:
+            return {str(s): int(n) for s, n in conn.execute(query).all()}
+
+    def operator_counts(self, run_id: int) -> dict[str, dict[str, int]]:
+        query = (sa.select(candidates.c.operator, candidates.c.status, sa.func.count())
+                 .where(candidates.c.run_id == run_id)
+                 .group_by(candidates.c.operator, candidates.c.status))
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for op, status, n in conn.execute(query).all():
+                out.setdefault(op, {})[status] = int(n)
+        return out
+
+    def best(self, run_id: int) -> Candidate | None:
+        query = (candidates.select()
+                 .where(candidates.c.run_id == run_id, candidates.c.status == str(Status.OK),
+                        candidates.c.fitness.is_not(None))
+                 .order_by(candidates.c.fitness.desc(), candidates.c.id).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return self._candidate(row) if row is not None else None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_storage(url: str | None = None) -> Storage:
+    """Open the storage at ``url`` (default: ``evoforge.db`` in the working directory)."""
+    return SQLStorage(url or DEFAULT_URL)

@@ -1,0 +1,224 @@
+"""The built-in bin_packing problem: evaluator, verifier, baselines and README."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import time
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import yaml
+
+PROBLEM = Path(__file__).resolve().parents[2] / "evoforge" / "problems" / "bin_packing"
+INITIAL = PROBLEM / "initial_program.py"
+TOLERANCE = 0.001
+
+
+def _load_evaluator() -> ModuleType:
+    path = PROBLEM / "evaluator.py"
+    spec = importlib.util.spec_from_file_location("_bin_packing_evaluator", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # not put in sys.modules, as a harness loading it by path might not either
+    spec.loader.exec_module(module)
+    return module
+
+
+ev = _load_evaluator()
+
+
+def _readme_table() -> dict[str, tuple[float, float]]:
+    """README baseline rows: program path -> (train score, test score)."""
+    rows: dict[str, tuple[float, float]] = {}
+    for line in (PROBLEM / "README.md").read_text().splitlines():
+        match = re.match(r"^\|\s*`([^`]+\.py)`\s*\|\s*(-?[\d.]+)\s*\|\s*(-?[\d.]+)\s*\|", line)
+        if match:
+            rows[match.group(1)] = (float(match.group(2)), float(match.group(3)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict[str, dict[str, dict[str, float]]]:
+    programs = ["initial_program.py"] + [
+        f"baselines/{p.name}" for p in sorted((PROBLEM / "baselines").glob("*.py"))
+    ]
+    return {
+        name: {
+            "train": ev.evaluate(str(PROBLEM / name)),
+            "test": ev.evaluate_test(str(PROBLEM / name)),
+        }
+        for name in programs
+    }
+
+
+def test_readme_table_matches_computed_scores(scores):
+    table = _readme_table()
+    assert set(table) == set(scores), "README baseline table must list every program"
+    for name, (train, test) in table.items():
+        assert scores[name]["train"]["combined_score"] == pytest.approx(train, abs=TOLERANCE), name
+        assert scores[name]["test"]["combined_score"] == pytest.approx(test, abs=TOLERANCE), name
+
+
+def test_baseline_ordering(scores):
+    for split in ("train", "test"):
+        first = scores["baselines/first_fit.py"][split]
+        best = scores["baselines/best_fit.py"][split]
+        third = scores["baselines/awkward_gap_fit.py"][split]
+        assert best["combined_score"] > first["combined_score"]
+        assert third["combined_score"] > best["combined_score"]
+        assert scores["initial_program.py"][split] == first
+        for metrics in (first, best, third):
+            assert metrics["combined_score"] < 0
+            assert metrics["bins_used"] > metrics["l1_bound"]
+            assert {"or_excess_pct", "weibull_excess_pct"} <= set(metrics)
+
+
+def test_replacing_arange_with_bins_gives_best_fit(tmp_path, scores):
+    text = INITIAL.read_text()
+    assert "import numpy as np" in text.split("# EVOLVE-BLOCK-START")[0]
+    assert "def priority(item" in text.split("# EVOLVE-BLOCK-START")[1]
+    target = "np.arange(len(bins), dtype=float)"
+    assert text.count(target) == 1
+    program = tmp_path / "best.py"
+    program.write_text(text.replace(target, "bins"))
+    assert ev.evaluate(str(program)) == scores["baselines/best_fit.py"]["train"]
+
+
+# ------------------------------------------------------------------ verifier
+
+SIZES = [60, 50, 40, 90, 10]
+CAPACITY = 100
+
+
+def test_verifier_accepts_valid_packing():
+    assert ev.verify_packing(SIZES, CAPACITY, [[0, 2], [1], [3, 4]]) == 3
+
+
+@pytest.mark.parametrize(
+    ("packing", "message"),
+    [
+        ([[0, 1], [2], [3, 4]], r"bin 0 is over capacity: load 110 > capacity 100"),
+        ([[0, 2], [1], [3]], r"1 item\(s\) never placed: 4"),
+        ([[0, 2], [1, 2], [3, 4]], r"item 2 is placed twice \(bins 0 and 1\)"),
+        ([[0, 2], [1], [3, 4], []], r"bin 3 is empty"),
+        ([[0, 2], [1, 5], [3, 4]], r"bin 1 holds item 5, not an index"),
+        ([[0, 2], [1, None], [3, 4]], r"bin 1 holds item None, not an index"),
+        ([[0, 2], [1, 4.5], [3]], r"bin 1 holds item 4.5, not an index"),
+    ],
+)
+def test_verifier_rejects_invalid_packing(packing, message):
+    with pytest.raises(ev.PackingError, match=message):
+        ev.verify_packing(SIZES, CAPACITY, packing)
+
+
+def test_pack_output_passes_verifier():
+    instance = ev.make_instances("train")[0]
+    packing = ev.pack(instance, lambda item, bins: -(bins - item))
+    used = ev.verify_packing(instance.sizes, instance.capacity, packing)
+    assert used == len(packing) >= instance.lower_bound
+
+
+def test_fresh_bin_is_last_and_ties_go_to_earliest_bin():
+    seen: list[np.ndarray] = []
+
+    def spy(item, bins):
+        seen.append(bins.copy())
+        return np.zeros(len(bins)) + 1e-9 * np.arange(len(bins))  # a tie after rounding
+
+    instance = ev.Instance("tiny", "or", np.array([60, 50, 100, 40]), 150)
+    packing = ev.pack(instance, spy)
+    assert [b.tolist() for b in seen] == [[150.0], [90.0, 150.0], [150.0], [40.0, 50.0, 150.0]]
+    assert packing == [[0, 1, 3], [2]]
+
+
+# ------------------------------------------------------------- bad priorities
+
+
+def _write(tmp_path: Path, body: str) -> str:
+    program = tmp_path / "candidate.py"
+    program.write_text(f"import numpy as np\n\n\ndef priority(item, bins):\n    {body}\n")
+    return str(program)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("return np.zeros(len(bins) + 1)", r"priority returned shape \(2,\) for 1 bins"),
+        ("return 0.0", r"priority returned shape \(\) for 1 bins"),
+        ("return np.full(len(bins), np.nan)", r"priority returned NaN"),
+        ("raise RuntimeError('boom')", r"priority raised RuntimeError: boom"),
+    ],
+)
+def test_bad_priority_raises(tmp_path, body, message):
+    with pytest.raises(ValueError, match=message):
+        ev.evaluate(_write(tmp_path, body))
+
+
+def test_program_without_priority_raises(tmp_path):
+    program = tmp_path / "empty.py"
+    program.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="defines no function priority"):
+        ev.evaluate(str(program))
+
+
+# ------------------------------------------------------------------ instances
+
+
+def test_instances_are_deterministic_and_splits_differ():
+    for split in ("train", "test"):
+        first, second = ev.make_instances(split), ev.make_instances(split)
+        assert [i.name for i in first] == [i.name for i in second]
+        for a, b in zip(first, second, strict=True):
+            assert np.array_equal(a.sizes, b.sizes) and a.capacity == b.capacity
+    train, test = ev.make_instances("train"), ev.make_instances("test")
+    assert len(test) > len(train)
+    train_sizes = {i.sizes.tobytes() for i in train}
+    assert not any(i.sizes.tobytes() in train_sizes for i in test)
+
+
+def test_instance_families():
+    for instance in ev.make_instances("train"):
+        sizes = instance.sizes
+        if instance.family == "or":
+            assert (len(sizes), instance.capacity) == (500, 150)
+            assert sizes.min() >= 20 and sizes.max() <= 100
+        else:
+            assert (len(sizes), instance.capacity) == (5000, 100)
+            assert sizes.min() >= 1 and sizes.max() <= 100
+            assert 35 < sizes.mean() < 45  # Weibull(3, 45) has mean ~40.2
+        assert instance.lower_bound == -(-int(sizes.sum()) // instance.capacity)
+
+
+def test_train_evaluation_is_fast():
+    start = time.perf_counter()
+    ev.evaluate(str(INITIAL))
+    assert time.perf_counter() - start < 2.0
+
+
+# --------------------------------------------------------------------- config
+
+
+def test_primitives_are_valid_expressions():
+    config = yaml.safe_load((PROBLEM / "config.yaml").read_text())
+    primitives = config["mutation"]["primitives"]
+    assert primitives
+    bins = np.array([30.0, 55.0, 70.0, 100.0])
+    namespace = {"np": np, "bins": bins, "item": 25.0}
+    for template in primitives:
+        arity = len(set(re.findall(r"\{(\d+)\}", template)))
+        expr = template.format(*(["(bins - item)"] * arity))
+        value = eval(expr, namespace)  # the config is trusted text
+        assert np.broadcast(np.asarray(value), bins).shape == bins.shape, template
+
+
+def test_problem_loads_as_builtin():
+    from evoforge.problem.loader import load_problem
+
+    problem = load_problem("bin_packing")
+    assert problem.builtin and problem.has_test_split
+    assert set(problem.baselines) == {"first_fit", "best_fit", "awkward_gap_fit"}
+    assert problem.config.maximize and problem.config.score_round == 4
+    assert problem.warnings == []
