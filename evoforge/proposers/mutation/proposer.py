@@ -1,0 +1,257 @@
+"""The model-free proposer: AST mutation operators chosen by a bandit."""
+
+from __future__ import annotations
+
+import ast
+import math
+import random
+from typing import Any
+
+from evoforge.candidate import Candidate, normalized_hash
+from evoforge.config import MutationConfig
+from evoforge.problem.blocks import BlockError, Template, extract_regions
+from evoforge.proposers.bandit import Bandit
+from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
+
+DEFAULT_SIGMA = 0.1
+"""Initial relative step size of ``tune`` for a parent it has not tuned yet."""
+SIGMA_MIN = 1e-4
+SIGMA_MAX = 2.0
+SIGMA_UP = math.exp(0.8)
+SIGMA_DOWN = math.exp(-0.2)
+MAX_SIGMAS = 10_000
+"""Step sizes remembered at most; the oldest are forgotten first."""
+
+
+def region_line_spans(template: Template, program: str) -> list[tuple[int, int]]:
+    """1-based inclusive line ranges of the regions of ``program``.
+
+    An empty region gets an empty range (``start > end``).
+
+    Raises:
+        BlockError: if ``program`` is not a rendering of ``template``.
+    """
+    regions = extract_regions(template, program)
+    spans: list[tuple[int, int]] = []
+    line = 1
+    for fixed, region in zip(template.fixed, regions, strict=False):
+        line += fixed.count("\n")
+        if region and not region.endswith("\n"):
+            region += "\n"
+        count = region.count("\n")
+        spans.append((line, line + count - 1))
+        line += count
+    return spans
+
+
+def _bindings(tree: ast.AST) -> list[tuple[str, int]]:
+    """Every name bound anywhere in ``tree``, with the line binding it."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.append((node.id, node.lineno))
+        elif isinstance(node, ast.arg):
+            found.append((node.arg, node.lineno))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.append((node.name, node.lineno))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name != "*":
+                    found.append((alias.asname or alias.name.split(".")[0], node.lineno))
+        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+            found.append((node.name, node.lineno))
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            found.append((node.rest, node.lineno))
+    return found
+
+
+def names_bound_outside(template: Template, program: str) -> set[str]:
+    """Names that ``program`` binds outside its evolve regions.
+
+    Imports, function parameters (also of a function whose body is a region),
+    assigned names, ``def``/``class`` names of the fixed text.
+
+    Returns:
+        The names; empty when ``program`` does not parse or is not a rendering
+        of ``template``.
+    """
+    try:
+        tree = ast.parse(program)
+        spans = region_line_spans(template, program)
+    except (SyntaxError, ValueError, BlockError):
+        return set()
+    return {name for name, line in _bindings(tree)
+            if not any(start <= line <= end for start, end in spans)}
+
+
+class MutationProposer(Proposer):
+    """Proposes programs by mutating the evolve regions of a parent, no model needed.
+
+    A bandit (``config.bandit``) picks one operator of
+    :data:`~evoforge.proposers.mutation.operators.OPERATORS` per proposal and
+    learns from :meth:`feedback` which ones produce improvements. ``tune``
+    keeps a step size per parent program, adapted by the 1/5th success rule.
+
+    Args:
+        template: the program's template (fixed parts and original regions).
+        config: the ``mutation`` section of the run config; defaults if None.
+
+    Raises:
+        ValueError: for an unknown operator name or an unusable primitive.
+    """
+
+    max_attempts = 10
+    """Operator draws per :meth:`propose` before giving up on a parent."""
+    max_failures_per_operator = 3
+    """Failed tries of one operator on one parent before it is left out."""
+
+    def __init__(self, template: Template, config: MutationConfig | None = None) -> None:
+        super().__init__(template)
+        config = config if config is not None else MutationConfig()
+        names = list(dict.fromkeys(config.operators)) if config.operators else list(OPERATORS)
+        unknown = [n for n in names if n not in OPERATORS]
+        if unknown:
+            raise ValueError(
+                f"unknown mutation operator(s) {', '.join(map(repr, unknown))} in "
+                f"mutation.operators; valid: {', '.join(OPERATORS)}"
+            )
+        self.operators = names
+        self.primitives = list(config.primitives or [])
+        for template_text in self.primitives:
+            problem = check_primitive(template_text)
+            if problem is not None:
+                raise ValueError(f"mutation.primitives: {problem}")
+        self.bandit = Bandit(names, kind=config.bandit)
+        self.sigmas: dict[str, float] = {}
+        self._outside: set[str] | None = None
+        try:
+            ast.parse(template.source)
+        except (SyntaxError, ValueError):
+            pass
+        else:
+            self._outside = names_bound_outside(template, template.source)
+
+    def _names_outside(self, code: str) -> set[str]:
+        if self._outside is not None:
+            return self._outside
+        return names_bound_outside(self.template, code)
+
+    def propose(
+        self, parent: Candidate, inspirations: list[Candidate], rng: random.Random
+    ) -> Proposal | None:
+        """Mutate ``parent``; ``crossover`` mates it with one of ``inspirations``.
+
+        Draws an operator from the bandit, applies it, and checks that the whole
+        program parses and differs from the parent; on failure draws again, at
+        most :attr:`max_attempts` times. An operator that does not apply to this
+        parent (or ``crossover`` without an inspiration) is not drawn again.
+
+        Returns:
+            The proposal, or None when no operator produced a valid change.
+        """
+        try:
+            regions = extract_regions(self.template, parent.code)
+        except BlockError:
+            return None
+        names_outside = self._names_outside(parent.code)
+        donors = [c for c in inspirations if c.id != parent.id and c.code != parent.code]
+        excluded: set[str] = set()
+        failures: dict[str, int] = {}
+        for _ in range(self.max_attempts):
+            allowed = [op for op in self.operators if op not in excluded]
+            if not allowed:
+                break
+            op = self.bandit.select(rng, allowed)
+            parent_ids = [parent.id]
+            meta: dict[str, Any] = {}
+            other: list[str] | None = None
+            sigma = DEFAULT_SIGMA
+            if op == "crossover":
+                donor, other = self._pick_donor(donors, rng)
+                if donor is None:
+                    excluded.add(op)
+                    continue
+                parent_ids.append(donor.id)
+            if op == "tune":
+                key = normalized_hash(parent.code)
+                sigma = self.sigmas.get(key, DEFAULT_SIGMA)
+                meta = {"sigma_key": key, "sigma": sigma}
+            ctx = OpContext(rng=rng, primitives=self.primitives,
+                            names_outside=names_outside, other=other, sigma=sigma)
+            try:
+                new_regions = OPERATORS[op](list(regions), ctx)
+            except (ValueError, TypeError, SyntaxError, RecursionError, OverflowError):
+                new_regions = None
+            if new_regions is None:
+                excluded.add(op)
+                continue
+            code = self._render(new_regions)
+            if code is None or code == parent.code:
+                failures[op] = failures.get(op, 0) + 1
+                if failures[op] >= self.max_failures_per_operator:
+                    excluded.add(op)
+                continue
+            return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
+        return None
+
+    def _pick_donor(self, donors: list[Candidate],
+                    rng: random.Random) -> tuple[Candidate | None, list[str] | None]:
+        pool = list(donors)
+        while pool:
+            donor = pool.pop(rng.randrange(len(pool)))
+            try:
+                return donor, extract_regions(self.template, donor.code)
+            except BlockError:
+                continue
+        return None, None
+
+    def _render(self, regions: list[str]) -> str | None:
+        try:
+            code = self.template.render(regions)
+            ast.parse(code)
+        except (BlockError, SyntaxError, ValueError, RecursionError):
+            return None
+        return code
+
+    def feedback(self, proposal: Proposal, parent_fitness: float | None,
+                 child_fitness: float | None) -> None:
+        """Reward the operator with 1.0 if the child beat its parent, else 0.0.
+
+        For ``tune`` also adapt the parent's step size (1/5th success rule:
+        times ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise); an improved
+        child starts from the adapted step size.
+        """
+        improved = (child_fitness is not None and parent_fitness is not None
+                    and child_fitness > parent_fitness)
+        self.bandit.update(proposal.operator, 1.0 if improved else 0.0)
+        key = proposal.meta.get("sigma_key")
+        if proposal.operator != "tune" or not isinstance(key, str):
+            return
+        sigma = self.sigmas.get(key, float(proposal.meta.get("sigma", DEFAULT_SIGMA)))
+        sigma *= SIGMA_UP if improved else SIGMA_DOWN
+        sigma = min(max(sigma, SIGMA_MIN), SIGMA_MAX)
+        self._set_sigma(key, sigma)
+        if improved:
+            self._set_sigma(normalized_hash(proposal.code), sigma)
+
+    def _set_sigma(self, key: str, sigma: float) -> None:
+        self.sigmas.pop(key, None)
+        self.sigmas[key] = sigma
+        while len(self.sigmas) > MAX_SIGMAS:
+            del self.sigmas[next(iter(self.sigmas))]
+
+    def stats(self) -> dict[str, Any]:
+        """The bandit's per-operator statistics and the ``tune`` step sizes."""
+        return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas)}
+
+    def load_stats(self, stats: dict[str, Any]) -> None:
+        """Restore what :meth:`stats` returned."""
+        bandit = stats.get("bandit")
+        if isinstance(bandit, dict):
+            self.bandit.load_stats(bandit)
+        sigmas = stats.get("tune_sigma")
+        if isinstance(sigmas, dict):
+            self.sigmas = {
+                str(k): min(max(float(v), SIGMA_MIN), SIGMA_MAX) for k, v in sigmas.items()
+            }
