@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -142,7 +143,7 @@ def run(
     except (ProblemError, ConfigError) as exc:
         raise CLIError(str(exc)) from None
     for warning in prob.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     store = _open(storage)
     try:
         record = create_run(store, prob, run_name=run_name, budget=budget, seed=seed,
@@ -316,11 +317,9 @@ def main() -> None:
     """Console-script entry point: one-line errors, never a traceback for bad input."""
     try:
         app(standalone_mode=False)
-    except CLIError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise SystemExit(2) from None
-    except (ProblemError, ConfigError, StorageError, RunError) as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+    except (CLIError, ProblemError, ConfigError, StorageError, RunError) as exc:
+        # plain text: one line however wide, and no markup read into user text
+        sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")

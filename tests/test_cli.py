@@ -91,6 +91,19 @@ def test_broken_problem_folder_is_one_line(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_bad_mutation_config_is_one_line_before_any_run(tmp_path: Path) -> None:
+    folder = tmp_path / "badops"
+    folder.mkdir()
+    for name in ("initial_program.py", "evaluator.py"):
+        (folder / name).write_text((FIXTURES / "quadratic" / name).read_text())
+    (folder / "config.yaml").write_text("mutation: {operators: [constant, teleport]}\n")
+    proc = evoforge("run", str(folder), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "config.yaml" in proc.stderr and "'teleport'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert evoforge("runs", cwd=tmp_path).stdout.count("badops") == 0
+
+
 def test_openevolve_folder_runs_unchanged(tmp_path: Path) -> None:
     proc = evoforge("run", str(FIXTURES / "openevolve_style"), "--budget", "8", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

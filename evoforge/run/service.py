@@ -12,6 +12,7 @@ from typing import Any
 from evoforge.config import RunConfig
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem.loader import Problem, ProblemError, load_problem
+from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.controller import Events, Evolution, RunError, RunResult
 from evoforge.storage.base import RunRecord, Storage
 
@@ -41,6 +42,10 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
         # OpenEvolve's "no seed": draw one, and store it so the run can be replayed
         config = config.model_copy(update={"random_seed": secrets.randbelow(2**31)})
     assert config.random_seed is not None
+    try:  # a bad mutation section fails here, before a run is stored
+        MutationProposer(problem.template, config.mutation)
+    except ValueError as exc:
+        raise RunError(f"{problem.path / 'config.yaml'}: {exc}") from None
     return storage.create_run(
         name=run_name or default_run_name(storage, problem.name),
         problem=problem.name,
