@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN_BUDGET ?= 300
+RUN_BUDGET ?= 1500
 RUN_WORKERS ?= 2
 
 .PHONY: run test lint bench clean

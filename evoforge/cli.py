@@ -96,7 +96,7 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
         TimeElapsedColumn(),
     ]
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(run.name, total=run.budget, best="-", rate="0.0", failed=0, dups=0)
+        task = bar.add_task("evolving", total=run.budget, best="-", rate="0.0", failed=0, dups=0)
         events = _ProgressEvents(bar, task)
         try:
             return execute(storage, run, workers=workers, max_time=max_time, target=target,
@@ -107,23 +107,28 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
 
 def _print_result(run: RunRecord, result: RunResult) -> None:
     s = result.summary
-    console.print(f"[bold]run {run.name}[/] stopped: {result.stop_reason}")
     p = result.progress
+    console.print(f"[bold]run {run.name}[/] stopped: {result.stop_reason}")
     console.print(f"evaluated {p.evaluated} (ok {p.ok}, failed {p.failed}, timeout "
                   f"{p.timeouts}), duplicates {p.duplicates}")
-    best = result.best
-    initial = result.initial
-    best_txt = _fmt(best.score if best else None)
-    initial_txt = _fmt(initial.score if initial else None)
-    console.print(f"best score {best_txt} (candidate {best.id if best else '-'}) "
-                  f"vs initial {initial_txt}")
+    best, initial = result.best, result.initial
     test = s.get("test") or {}
-    if test:
-        console.print(f"test split: best {_fmt(test.get('best'))} vs initial "
-                      f"{_fmt(test.get('initial'))}")
+    table = Table(title="result (higher is better)" if _maximize(run) else
+                  "result (lower is better)")
+    table.add_column("program")
+    table.add_column("train", justify="right")
+    table.add_column("test", justify="right")
+    table.add_row(f"best (candidate {best.id if best else '-'})",
+                  _fmt(best.score if best else None), _fmt(test.get("best")))
+    table.add_row("initial", _fmt(initial.score if initial else None),
+                  _fmt(test.get("initial")))
     for name, scores in (s.get("baselines") or {}).items():
-        console.print(f"baseline {name}: train {_fmt(scores.get('train'))}, test "
-                      f"{_fmt(scores.get('test'))}")
+        table.add_row(f"baseline {name}", _fmt(scores.get("train")), _fmt(scores.get("test")))
+    console.print(table)
+
+
+def _maximize(run: RunRecord) -> bool:
+    return bool((run.config.get("objective") or {}).get("direction", "maximize") == "maximize")
 
 
 @app.command()
