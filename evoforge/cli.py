@@ -16,7 +16,8 @@ from rich.table import Table
 
 from evoforge.candidate import Candidate, Status
 from evoforge.config import ConfigError
-from evoforge.problem.loader import ProblemError, builtin_problems, load_problem
+from evoforge.problem.library import objective, read_meta, score_program
+from evoforge.problem.loader import Problem, ProblemError, builtin_problems, load_problem
 from evoforge.run.controller import Events, RunError, RunResult
 from evoforge.run.controller import Progress as RunProgress
 from evoforge.run.service import create_run, execute
@@ -304,18 +305,70 @@ def runs(storage: StorageOpt = DEFAULT_URL) -> None:
     console.print(table)
 
 
-@app.command()
-def problems() -> None:
-    """List the built-in problems."""
+problems_app = typer.Typer(help="The built-in problem library.", no_args_is_help=False,
+                           invoke_without_command=True)
+app.add_typer(problems_app, name="problems")
+
+
+@problems_app.callback()
+def problems(ctx: typer.Context) -> None:
+    """List the built-in problems with their baselines' test scores."""
+    if ctx.invoked_subcommand is not None:
+        return
     table = Table()
-    table.add_column("name")
-    table.add_column("baselines")
-    table.add_column("path")
+    for col in ("name", "direction", "baselines (test split)", "summary"):
+        table.add_column(col)
     for name, path in builtin_problems().items():
-        baselines = sorted(p.stem for p in (path / "baselines").glob("*.py")
-                           if not p.name.startswith("_"))
-        table.add_row(name, ", ".join(baselines) or "-", str(path))
+        meta = read_meta(path)
+        if meta is None:
+            table.add_row(name, "-", "-", "-")
+            continue
+        base = ", ".join(f"{b} {_fmt(s.get('test'))}" for b, s in meta.baselines.items())
+        table.add_row(name, meta.direction, base or "-", meta.summary)
     console.print(table)
+
+
+def _builtin(name: str) -> Problem:
+    if name not in builtin_problems():
+        known = ", ".join(builtin_problems())
+        raise CLIError(f"no built-in problem {name!r} (built-ins: {known})")
+    return load_problem(name)
+
+
+@problems_app.command("show")
+def problems_show(name: Annotated[str, typer.Argument(help="Built-in problem name.")]) -> None:
+    """Print a problem's README."""
+    prob = _builtin(name)
+    readme = prob.path / "README.md"
+    sys.stdout.write(readme.read_text() if readme.exists() else f"{name}: no README\n")
+
+
+@problems_app.command("score")
+def problems_score(
+    name: Annotated[str, typer.Argument(help="Built-in problem name.")],
+    program: Annotated[Path, typer.Argument(help="Program file to score.")],
+    split: Annotated[str, typer.Option(help="test or train.")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Score any program on a problem's test split (or train), isolated like a candidate."""
+    prob = _builtin(name)
+    if split not in ("test", "train"):
+        raise CLIError(f"--split must be test or train, not {split!r}")
+    if not program.is_file():
+        raise CLIError(f"{program}: no such file")
+    function = "evaluate_test" if split == "test" and prob.has_test_split else "evaluate"
+    outcome = score_program(prob, program.read_text(), function)
+    if outcome.status != "ok":
+        raise CLIError(f"{program}: {outcome.status}: {outcome.error}")
+    if as_json:
+        sys.stdout.write(json.dumps(outcome.metrics) + "\n")
+        return
+    value = objective(prob, outcome.metrics)
+    console.print(f"{name} {split}: {prob.config.objective.metric} = {_fmt(value)} "
+                  f"({prob.config.objective.direction})")
+    meta = read_meta(prob.path)
+    for base, scores in (meta.baselines.items() if meta else []):
+        console.print(f"  baseline {base}: {_fmt(scores.get(split))}")
 
 
 def main() -> None:

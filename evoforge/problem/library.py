@@ -1,0 +1,83 @@
+"""The built-in problem library: metadata, and scoring any program on a problem."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evoforge.evaluation.sandbox import EvalJob, EvalOutcome, check_metrics, run_isolated
+from evoforge.problem.loader import Problem, ProblemError
+
+META_FILE = "meta.yaml"
+
+
+@dataclass
+class ProblemMeta:
+    """What ``meta.yaml`` says of a built-in problem.
+
+    Attributes:
+        title: one-line name.
+        summary: what is evolved and how it is scored, one line.
+        metric: the objective metric.
+        direction: ``maximize`` or ``minimize``.
+        source: where the problem comes from.
+        tolerance: absolute tolerance the stated scores are checked with; for
+            timing-based scores, ``relative`` is used instead.
+        relative: relative tolerance for timing-based scores (None otherwise).
+        baselines: name -> {"train": score, "test": score}.
+    """
+
+    title: str
+    summary: str
+    metric: str = "combined_score"
+    direction: str = "maximize"
+    source: str = ""
+    tolerance: float = 1e-3
+    relative: float | None = None
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def read_meta(problem_dir: Path) -> ProblemMeta | None:
+    """The problem's ``meta.yaml``, or None if it has none."""
+    path = problem_dir / META_FILE
+    if not path.exists():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ProblemError(f"{path}: expected a mapping")
+    known = set(ProblemMeta.__dataclass_fields__)
+    unknown = set(data) - known
+    if unknown:
+        raise ProblemError(f"{path}: unknown keys {sorted(unknown)}")
+    try:
+        return ProblemMeta(**data)
+    except TypeError as exc:
+        raise ProblemError(f"{path}: {exc}") from None
+
+
+def score_program(problem: Problem, code: str, function: str = "evaluate_test",
+                  timeout: float | None = None) -> EvalOutcome:
+    """Evaluate ``code`` with the problem's ``function`` in an isolated process."""
+    if function not in problem.evaluator_functions:
+        raise ProblemError(f"{problem.evaluator_path}: has no {function}()")
+    ev = problem.config.evaluator
+    job = EvalJob(code=code, evaluator_path=problem.evaluator_path, function=function,
+                  timeout=timeout or ev.test_timeout, memory_mb=ev.memory_mb,
+                  output_cap_kb=ev.output_cap_kb)
+    outcome = asyncio.run(run_isolated(job))
+    if outcome.status == "ok":
+        reason = check_metrics(outcome.metrics)
+        if reason is not None:
+            return EvalOutcome("failed", outcome.metrics, outcome.artifacts, reason,
+                               outcome.seconds)
+    return outcome
+
+
+def objective(problem: Problem, metrics: dict[str, Any]) -> float | None:
+    """The problem's objective value in ``metrics`` (None when absent)."""
+    value = metrics.get(problem.config.objective.metric)
+    return float(value) if value is not None else None
