@@ -38,6 +38,12 @@ class EvaluatorConfig(_Model):
     output_cap_kb: int = Field(64, gt=0, description="stdout/stderr kept per candidate")
     cascade_thresholds: list[float] = Field(default_factory=list)
     test_timeout: float = Field(600.0, gt=0, description="seconds for the test-split score")
+    isolation: Literal["fork", "spawn"] = Field(
+        "fork", description="fork: workers fork a child per candidate; spawn: new interpreter"
+    )
+    network: bool = Field(False, description="let candidates use the network")
+    file_mb: int = Field(64, gt=0, description="largest file (stdout included) a candidate writes")
+    max_processes: int = Field(64, gt=0, description="processes a candidate may run at once")
 
 
 class FeatureConfig(_Model):

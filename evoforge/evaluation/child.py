@@ -9,24 +9,63 @@ every way an evaluation can end into a result with a reason.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import importlib.util
 import json
+import math
 import os
 import resource
+import signal
 import sys
 import traceback
 from typing import Any
 
 from evoforge.evaluation.result import install_openevolve_shim
 
+_CLONE_NEWNET = 0x40000000
 
-def _limit_memory(memory_mb: int) -> None:
-    limit = memory_mb * 1024 * 1024
-    # where a limit is not permitted, the wall-clock timeout still applies
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+def apply_limits(memory_mb: int, cpu_seconds: float | None = None,
+                 file_mb: int | None = None, max_processes: int | None = None) -> None:
+    """Set this process's resource limits; where one is not permitted, skip it.
+
+    The wall-clock timeout enforced by the parent holds whatever is skipped here.
+    """
+    mib = 1024 * 1024
+    limits = [(resource.RLIMIT_AS, memory_mb * mib), (resource.RLIMIT_CORE, 0)]
+    if cpu_seconds is not None:
+        limits.append((resource.RLIMIT_CPU, max(1, math.ceil(cpu_seconds))))
+    if file_mb is not None:
+        limits.append((resource.RLIMIT_FSIZE, file_mb * mib))
+        # a write past the limit then fails with EFBIG instead of killing silently
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if max_processes is not None and os.geteuid() != 0:
+        # counts all processes of the user, so leave room for the ones running now
+        limits.append((resource.RLIMIT_NPROC, _user_processes() + max_processes))
+    for which, value in limits:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(which, (value, value))
+
+
+def _user_processes() -> int:
+    uid = os.getuid()
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += 1
+    return count
+
+
+def isolate_network() -> bool:
+    """Move this process into a new, empty network namespace; False where refused."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.unshare(_CLONE_NEWNET) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def _jsonable(value: Any) -> Any:
@@ -70,12 +109,14 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"error": f"{type(exc).__name__}: {exc}".strip(), "traceback": tail[-4000:]}
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Import the evaluator, call the requested function, return the outcome dict."""
-    sys.path.insert(0, job["problem_dir"])
+def import_evaluator(evaluator_path: str) -> tuple[Any, dict[str, Any] | None]:
+    """Import ``evaluator.py`` as module ``evaluator``; (module, None) or (None, error)."""
+    problem_dir = os.path.dirname(os.path.abspath(evaluator_path))
+    if problem_dir not in sys.path:
+        sys.path.insert(0, problem_dir)
     install_openevolve_shim()
     try:
-        spec = importlib.util.spec_from_file_location("evaluator", job["evaluator_path"])
+        spec = importlib.util.spec_from_file_location("evaluator", evaluator_path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules["evaluator"] = module
@@ -83,31 +124,53 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a reason
         out = _error(exc)
         out["error"] = f"importing the evaluator failed: {out['error']}"
-        return out
-    func = getattr(module, job["function"], None)
+        return None, out
+    return module, None
+
+
+def call_function(module: Any, function: str, program_path: str) -> dict[str, Any]:
+    """Call ``module.function(program_path)``; the outcome dict, never an exception."""
+    func = getattr(module, function, None)
     if not callable(func):
-        return {"error": f"the evaluator has no function {job['function']}()"}
+        return {"error": f"the evaluator has no function {function}()"}
     try:
-        return _normalize(func(job["program_path"]))
+        return _normalize(func(program_path))
     except BaseException as exc:  # noqa: BLE001
         return _error(exc)
+
+
+def write_result(result_path: str, out: dict[str, Any]) -> None:
+    """Write the outcome atomically, so a half-written file is never read."""
+    try:
+        text = json.dumps(out, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        text = json.dumps({"error": f"the evaluator's result is not serializable: {exc}"})
+    tmp = result_path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, result_path)
+    except OSError as exc:  # e.g. the file-size limit was already used up
+        if exc.errno == errno.EFBIG:
+            os._exit(97)  # sandbox.EXIT_FSIZE
+        raise
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Import the evaluator, call the requested function, return the outcome dict."""
+    module, error = import_evaluator(job["evaluator_path"])
+    if error is not None:
+        return error
+    return call_function(module, job["function"], job["program_path"])
 
 
 def main() -> None:
     """Run the job file named on the command line; always exits through os._exit."""
     with open(sys.argv[1]) as f:
         job = json.load(f)
-    _limit_memory(int(job["memory_mb"]))
+    apply_limits(int(job["memory_mb"]))
     os.chdir(job["workdir"])
-    out = run_job(job)
-    try:
-        text = json.dumps(out, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        text = json.dumps({"error": f"the evaluator's result is not serializable: {exc}"})
-    tmp = job["result_path"] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, job["result_path"])
+    write_result(job["result_path"], run_job(job))
     sys.stdout.flush()
     sys.stderr.flush()
     # skip interpreter teardown: leftover threads or atexit hooks must not hang us

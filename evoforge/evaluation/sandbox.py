@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 PROGRAM_NAME = "program.py"
+EXIT_FSIZE = 97
+"""Exit code of an evaluation that could not write its result past the file-size limit."""
 
 # Candidates run one per worker; threaded BLAS would oversubscribe the cores.
 _CHILD_ENV = {
@@ -40,6 +42,9 @@ class EvalJob:
         timeout: wall-clock seconds before the process group is killed.
         memory_mb: address-space limit of the evaluation process.
         output_cap_kb: bytes of stdout and of stderr kept, each.
+        file_mb: largest file the evaluation may write (stdout and stderr included).
+        max_processes: processes the evaluation may run at once (where enforceable).
+        network: whether the evaluation may use the network.
     """
 
     code: str
@@ -48,6 +53,9 @@ class EvalJob:
     timeout: float = 60.0
     memory_mb: int = 4096
     output_cap_kb: int = 64
+    file_mb: int = 64
+    max_processes: int = 64
+    network: bool = False
 
 
 @dataclass
@@ -170,6 +178,72 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+def _exit_reason(code: int, job: EvalJob) -> str:
+    if code < 0:
+        sig = -code
+        reason = f"the evaluation process was killed by {_signal_name(code)}"
+        if sig == signal.SIGKILL:
+            reason += " (out of memory?)"
+        elif sig == signal.SIGXCPU:
+            reason = f"CPU time limit exceeded ({_signal_name(code)})"
+        return reason
+    if code == EXIT_FSIZE:
+        return f"wrote more than the {job.file_mb} MiB file-size limit (output flood?)"
+    return f"the evaluation process exited with code {code} before returning a result (os._exit?)"
+
+
+def interpret(job: EvalJob, result_path: Path, returncode: int | None, timed_out: bool,
+              artifacts: dict[str, Any], seconds: float) -> EvalOutcome:
+    """Turn how an evaluation process ended (and its result file) into an outcome."""
+    if timed_out:
+        return EvalOutcome("timeout", artifacts=artifacts, seconds=seconds,
+                           error=f"timed out after {job.timeout:g} s")
+    if not result_path.exists():
+        reason = _exit_reason(returncode if returncode is not None else 0, job)
+        return EvalOutcome("failed", artifacts=artifacts, seconds=seconds, error=reason)
+    try:
+        result = json.loads(result_path.read_text())
+    except (OSError, ValueError) as exc:
+        return EvalOutcome("failed", artifacts=artifacts, seconds=seconds,
+                           error=f"the evaluation's result could not be read: {exc}")
+    if "error" in result:
+        if "traceback" in result:
+            artifacts["traceback"] = result["traceback"]
+        error = result["error"]
+        if "File too large" in error:
+            error = f"wrote more than the {job.file_mb} MiB file-size limit: {error}"
+        return EvalOutcome("failed", artifacts=artifacts, seconds=seconds, error=error)
+    artifacts = {**result.get("artifacts", {}), **artifacts}
+    return EvalOutcome("ok", metrics=result["metrics"], artifacts=artifacts, seconds=seconds)
+
+
+def make_workdir(job: EvalJob) -> tuple[Path, Path, Path]:
+    """A fresh temporary directory holding the program: (workdir, program, result path)."""
+    workdir = Path(tempfile.mkdtemp(prefix="evoforge-eval-"))
+    program_path = workdir / PROGRAM_NAME
+    program_path.write_text(job.code)
+    return workdir, program_path, workdir / "result.json"
+
+
+def read_capped(path: Path, cap: int) -> str | None:
+    """Head and tail of a captured output file, ``cap`` bytes in all; None if empty."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if size == 0:
+        return None
+    half = max(cap // 2, 1)
+    with path.open("rb") as f:
+        if size <= cap:
+            return f.read().decode(errors="replace")
+        head = f.read(half)
+        f.seek(size - half)
+        tail = f.read(half)
+    return (head.decode(errors="replace") + f"\n[... {size - 2 * half} bytes cut ...]\n"
+            + tail.decode(errors="replace"))
+
+
 async def run_isolated(job: EvalJob) -> EvalOutcome:
     """Evaluate ``job`` in a fresh process group; never raises for candidate faults.
 
@@ -177,10 +251,7 @@ async def run_isolated(job: EvalJob) -> EvalOutcome:
     an address-space limit, and is killed with its whole process group when the
     timeout passes or when it finishes (so nothing it started outlives it).
     """
-    workdir = Path(tempfile.mkdtemp(prefix="evoforge-eval-"))
-    program_path = workdir / PROGRAM_NAME
-    program_path.write_text(job.code)
-    result_path = workdir / "result.json"
+    workdir, program_path, result_path = make_workdir(job)
     job_path = workdir / "job.json"
     job_path.write_text(json.dumps({
         "evaluator_path": str(job.evaluator_path),
@@ -224,33 +295,12 @@ async def run_isolated(job: EvalJob) -> EvalOutcome:
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
-        seconds = time.monotonic() - start
         artifacts: dict[str, Any] = {}
         if out.total:
             artifacts["stdout"] = out.text()
         if err.total:
             artifacts["stderr"] = err.text()
-        if timed_out:
-            return EvalOutcome("timeout", artifacts=artifacts, seconds=seconds,
-                               error=f"timed out after {job.timeout:g} s")
-        if not result_path.exists():
-            code = proc.returncode if proc.returncode is not None else 0
-            if code < 0:
-                reason = f"the evaluation process was killed by {_signal_name(code)}"
-                if code == -signal.SIGKILL:
-                    reason += " (out of memory?)"
-            else:
-                reason = (f"the evaluation process exited with code {code} "
-                          "before returning a result (os._exit?)")
-            return EvalOutcome("failed", artifacts=artifacts, seconds=seconds, error=reason)
-        result = json.loads(result_path.read_text())
-        if "error" in result:
-            if "traceback" in result:
-                artifacts["traceback"] = result["traceback"]
-            return EvalOutcome("failed", artifacts=artifacts, seconds=seconds,
-                               error=result["error"])
-        artifacts = {**result.get("artifacts", {}), **artifacts}
-        return EvalOutcome("ok", metrics=result["metrics"], artifacts=artifacts,
-                           seconds=seconds)
+        return interpret(job, result_path, proc.returncode, timed_out, artifacts,
+                         time.monotonic() - start)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -238,7 +238,8 @@ class Evolution:
         timeout = ev.test_timeout if function == "evaluate_test" else ev.timeout
         return EvalJob(code=code, evaluator_path=self.problem.evaluator_path,
                        function=function, timeout=timeout, memory_mb=ev.memory_mb,
-                       output_cap_kb=ev.output_cap_kb)
+                       output_cap_kb=ev.output_cap_kb, file_mb=ev.file_mb,
+                       max_processes=ev.max_processes, network=ev.network)
 
     def _judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
         """Turn an outcome into the fields stored with the candidate."""

@@ -109,7 +109,7 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
     n_workers = workers or config.workers
 
     async def main() -> RunResult:
-        executor = LocalExecutor(n_workers)
+        executor = LocalExecutor(n_workers, config.evaluator.isolation)
         evo = Evolution(problem, storage, run, executor, config, max_time=max_time,
                         target=target, events=events)
         loop = asyncio.get_running_loop()

@@ -36,9 +36,30 @@ def program(body: str) -> str:
     return textwrap.dedent(body)
 
 
+MODE = {"isolation": "spawn"}
+
+
+@pytest.fixture(autouse=True, params=["spawn", "fork"])
+def isolation(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs twice: a fresh interpreter per job, and the fork-server workers."""
+    MODE["isolation"] = request.param
+    yield request.param
+    MODE["isolation"] = "spawn"
+
+
 def evaluate(code: str, *, evaluator: Path = EVALUATOR, **kw: object) -> EvalOutcome:
     job = EvalJob(code=code, evaluator_path=evaluator, **kw)  # type: ignore[arg-type]
-    return asyncio.run(run_isolated(job))
+    if MODE["isolation"] == "spawn":
+        return asyncio.run(run_isolated(job))
+
+    async def forked() -> EvalOutcome:
+        executor = LocalExecutor(1, "fork")
+        try:
+            return await executor.evaluate(job)
+        finally:
+            await executor.close()
+
+    return asyncio.run(forked())
 
 
 def processes_matching(pattern: str) -> list[int]:
@@ -358,15 +379,10 @@ def test_cancelled_evaluation_leaves_no_process(marker: str) -> None:
     assert wait_gone(f"sleep {marker}") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sandbox.py run_isolated kills only the process group (os.killpg); a candidate that "
-        "starts a process in a new session (start_new_session=True / setsid) outlives the "
-        "evaluation, contrary to the Executor contract in executors/base.py"
-    ),
-)
-def test_grandchild_in_new_session_is_killed(marker: str) -> None:
+def test_grandchild_in_new_session_is_killed(marker: str, isolation: str) -> None:
+    if isolation == "spawn":
+        pytest.xfail("spawn isolation kills only the process group; a process in a new "
+                     "session outlives it (the default fork isolation catches it)")
     code = program(f"""\
         import subprocess
 

@@ -1,0 +1,239 @@
+"""A long-lived evaluation worker: imports the evaluator once, forks a child per candidate.
+
+Run as ``python -m evoforge.evaluation.forkserver EVALUATOR NETWORK MAXPROC`` (NETWORK
+``1`` lets candidates use the network; ``0`` moves the worker, and so every child, into
+an empty network namespace where the OS allows it). It reads one JSON
+request per line on stdin and writes JSON lines on stdout:
+
+* request ``{"id", "function", "program_path", "workdir", "result_path", "memory_mb",
+  "cpu_seconds", "file_mb", "max_processes", "network"}``;
+* reply ``{"id", "event": "started", "pid"}`` right after the fork, so the parent can
+  kill the child's process group at its wall-clock timeout;
+* reply ``{"id", "event": "exited", "status", "leftovers"}`` once the child has exited
+  and every process it left behind has been killed and reaped.
+
+The worker is the child subreaper of everything its children start (Linux
+``PR_SET_CHILD_SUBREAPER``): processes that escape the child's process group or
+session are re-parented to the worker, which kills them when the evaluation ends.
+It serves one evaluation at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from evoforge.evaluation.child import (
+    apply_limits,
+    call_function,
+    import_evaluator,
+    isolate_network,
+    write_result,
+)
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid``, from /proc."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # the fields after the command name, which may itself hold spaces or parens
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+class PidsCgroup:
+    """A pids cgroup for this worker's children: caps their number (fork bombs) and
+    lists them all, wherever they moved in the process tree. Best effort: None where
+    the cgroup file system is not writable."""
+
+    ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, max_processes: int) -> PidsCgroup | None:
+        for root in cls.ROOTS:
+            path = os.path.join(root, f"evoforge-{os.getpid()}")
+            try:
+                os.mkdir(path)
+            except OSError:
+                continue
+            try:
+                with open(os.path.join(path, "pids.max"), "w") as f:
+                    f.write(str(max_processes))
+                return cls(path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
+        return None
+
+    def enter(self) -> None:
+        """Move the calling process into the cgroup."""
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+    def pids(self) -> list[int]:
+        with contextlib.suppress(OSError), open(os.path.join(self.path, "cgroup.procs")) as f:
+            return [int(p) for p in f.read().split()]
+        return []
+
+    def remove(self) -> None:
+        remove_cgroup(self.path)
+
+
+def remove_cgroup(path: str) -> None:
+    """Kill what is left in a worker's cgroup and remove it (bounded retries)."""
+    for _ in range(20):
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
+def _kill_leftovers(cgroup: PidsCgroup | None) -> int:
+    """Kill and reap every process the evaluation left; how many there were."""
+    me = os.getpid()
+    killed = 0
+    for _ in range(50):  # bounded: each round kills what was re-parented since the last
+        children = _children(me) + (cgroup.pids() if cgroup is not None else [])
+        if not children:
+            break
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed += len(children)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.001)
+    return killed
+
+
+def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | None,
+           cgroup: PidsCgroup | None) -> None:
+    """Runs in the forked child; never returns."""
+    me = os.getpid()
+    try:
+        os.setsid()
+        if cgroup is not None:
+            cgroup.enter()
+        os.chdir(request["workdir"])
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        out = os.open("stdout.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        err = os.open("stderr.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(devnull, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.closerange(3, 65536)
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        apply_limits(int(request["memory_mb"]), request.get("cpu_seconds"),
+                     request.get("file_mb"), request.get("max_processes"))
+        if import_error is not None:
+            result = import_error
+        else:
+            result = call_function(module, request["function"], request["program_path"])
+        if os.getpid() != me:
+            os._exit(0)  # a process the candidate forked got here: only the child reports
+        write_result(request["result_path"], result)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - the parent reads the exit code instead
+        os._exit(99)
+    os._exit(0)
+
+
+def serve(evaluator_path: str, network: bool, max_processes: int) -> None:
+    """Answer requests on stdin until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    # the protocol keeps its own descriptors; fds 0 and 1 go to /dev/null so that an
+    # evaluator printing at import cannot corrupt it
+    requests = os.fdopen(os.dup(0), "r")
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+
+    def reply(message: dict[str, Any]) -> None:
+        replies.write(json.dumps(message) + "\n")
+
+    subreaper = _become_subreaper()
+    cgroup = PidsCgroup.create(max_processes)
+    # warm up: the import (and whatever the evaluator does at import) happens once
+    module, import_error = import_evaluator(evaluator_path)
+    # children inherit an empty network namespace: no per-candidate cost
+    isolated = False if network else isolate_network()
+    reply({"event": "ready", "pid": os.getpid(), "import_error": import_error,
+           "network_isolated": isolated, "subreaper": subreaper,
+           "cgroup": cgroup.path if cgroup else None})
+    try:
+        for line in requests:
+            if not line.strip():
+                continue
+            request = json.loads(line)
+            pid = os.fork()
+            if pid == 0:
+                _child(module, request, import_error, cgroup)
+            reply({"id": request["id"], "event": "started", "pid": pid})
+            _, status = os.waitpid(pid, 0)
+            leftovers = _kill_leftovers(cgroup)
+            reply({"id": request["id"], "event": "exited", "status": status,
+                   "leftovers": leftovers})
+    finally:
+        _kill_leftovers(cgroup)
+        if cgroup is not None:
+            cgroup.remove()
+
+
+def main() -> None:
+    """Entry point: ``python -m evoforge.evaluation.forkserver EVALUATOR NETWORK MAXPROC``."""
+    serve(sys.argv[1], network=sys.argv[2] == "1", max_processes=int(sys.argv[3]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Evaluator for test-time compute allocation: spend a sampling budget across questions.
+
+Each instance is a batch of questions an LLM answers by sampling. Question ``i``
+has a hidden per-sample success probability ``p[i]`` (drawn from a mixture of
+easy, medium, hard and impossible questions); a question counts as solved once
+one of its samples succeeds (a perfect verifier, i.e. pass@k). The policy sees a
+noisy estimate of each ``p[i]``, the samples it has spent on each question, and
+which questions are solved so far. It spends the budget in at most ``rounds``
+rounds: in each round the evaluator calls
+
+    allocate(estimate, spent, solved, budget_left, rounds_left) -> counts
+
+and the policy returns the number of samples each question gets this round, a
+vector of non-negative integers (one per question id, ``0 .. n - 1``) whose sum
+is at most ``budget_left``. The fixed simulator then draws the outcomes.
+
+Outcomes come from seeded random numbers shared by all programs (common random
+numbers): in replication ``r``, question ``i`` is solved by its ``G[r, i]``-th
+sample, ``G`` geometric with parameter ``p[i]`` (never for ``p[i] = 0``). The
+outcomes of the last round that spends anything decide nothing further, so
+that round is scored by its expectation, ``1 - (1 - p[i])^count`` for each
+question still unsolved; a policy that spends its whole budget in one round is
+therefore scored exactly. ``combined_score`` is the mean fraction of questions
+solved over the split's instances and replications (higher is better).
+"""
+
+import importlib.util
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+# The question mixture: (name, weight, Beta a, Beta b) of the per-sample success
+# probability. Impossible questions have p = 0 but look like hard ones to the
+# difficulty estimator.
+CATEGORIES: tuple[tuple[str, float, float, float], ...] = (
+    ("easy", 0.30, 5.0, 2.0),
+    ("medium", 0.30, 2.0, 8.0),
+    ("hard", 0.25, 1.0, 40.0),
+    ("impossible", 0.15, 1.0, 40.0),
+)
+ESTIMATE_NOISE = 1.0  # standard deviation of the estimate's noise, in logit units
+P_CLIP = 0.002  # the estimator's view of p is clipped to [P_CLIP, 1 - P_CLIP]
+N_QUESTIONS = 200
+
+# Settings: (samples per question on average, rounds).
+SETTINGS: tuple[tuple[int, int], ...] = ((2, 2), (4, 4), (8, 6))
+
+# Splits: name -> (seed, instances per setting, replications per instance).
+SPLITS: dict[str, tuple[int, int, int]] = {
+    "train": (5150, 1, 48),
+    "test": (60613, 3, 64),
+}
+
+NEVER = np.iinfo(np.int64).max  # G of a question that can never be solved
+
+Policy = Callable[..., object]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One batch of questions with its budget and its replications' outcomes.
+
+    Attributes:
+        name: identifies the instance.
+        p: hidden per-sample success probability of each question.
+        category: category index of each question (into CATEGORIES).
+        estimate: what the policy sees, a noisy estimate of ``p`` in (0, 1).
+        budget: total samples the policy may spend.
+        rounds: the most rounds it may spend them in.
+        first_success: ``G[r, i]``, the sample of question ``i`` that first
+            succeeds in replication ``r`` (NEVER if none does).
+    """
+
+    name: str
+    p: np.ndarray
+    category: np.ndarray
+    estimate: np.ndarray
+    budget: int
+    rounds: int
+    first_success: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of questions."""
+        return len(self.p)
+
+
+class AllocationError(ValueError):
+    """An allocation that breaks the rules."""
+
+
+# ---------------------------------------------------------------- instances
+
+
+def _logit(x: np.ndarray) -> np.ndarray:
+    return np.log(x) - np.log1p(-x)
+
+
+def make_instance(split_seed: int, setting: int, index: int, replications: int) -> Instance:
+    """One instance of ``SETTINGS[setting]``, generated from the seed."""
+    per_question, rounds = SETTINGS[setting]
+    rng = np.random.default_rng([split_seed, setting, index])
+    weights = np.array([c[1] for c in CATEGORIES])
+    category = rng.choice(len(CATEGORIES), size=N_QUESTIONS, p=weights / weights.sum())
+    a = np.array([c[2] for c in CATEGORIES])[category]
+    b = np.array([c[3] for c in CATEGORIES])[category]
+    apparent = rng.beta(a, b)  # the p the estimator believes in
+    impossible = np.array([c[0] == "impossible" for c in CATEGORIES])[category]
+    p = np.where(impossible, 0.0, apparent)
+    noise = rng.normal(0.0, ESTIMATE_NOISE, size=N_QUESTIONS)
+    z = _logit(np.clip(apparent, P_CLIP, 1 - P_CLIP)) + noise
+    estimate = 1.0 / (1.0 + np.exp(-z))
+    outcome_rng = np.random.default_rng([split_seed, setting, index, 1])
+    safe_p = np.where(p > 0, p, 0.5)
+    draws = outcome_rng.geometric(safe_p, size=(replications, N_QUESTIONS))
+    first_success = np.where(p > 0, draws, NEVER).astype(np.int64)
+    return Instance(
+        name=f"s{per_question}x{rounds}_{split_seed}_{index}",
+        p=p,
+        category=category,
+        estimate=estimate,
+        budget=per_question * N_QUESTIONS,
+        rounds=rounds,
+        first_success=first_success,
+    )
+
+
+def make_instances(split: str) -> list[Instance]:
+    """The instances of ``split`` ("train" or "test"), always the same for a split."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
+    seed, per_setting, replications = SPLITS[split]
+    return [
+        make_instance(seed, s, i, replications)
+        for s in range(len(SETTINGS))
+        for i in range(per_setting)
+    ]
+
+
+# ---------------------------------------------------------------- verifier
+
+
+def check_allocation(counts: object, n_questions: int, budget_left: int) -> np.ndarray:
+    """Check one round's allocation; return it as an int64 array.
+
+    Args:
+        counts: what the policy returned: one sample count per question id.
+        n_questions: the number of questions (valid ids are 0 .. n - 1).
+        budget_left: samples not yet spent.
+
+    Raises:
+        AllocationError: naming the first rule broken (not an array of
+            integers, wrong length, a negative count, over budget).
+    """
+    try:
+        arr = np.asarray(counts)
+    except Exception as exc:  # e.g. a ragged sequence
+        raise AllocationError(f"allocation is not an array: {exc}") from None
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise AllocationError(
+            f"allocation must be integers, got dtype {arr.dtype} (one count per question)"
+        )
+    if arr.shape != (n_questions,):
+        raise AllocationError(
+            f"allocation has shape {arr.shape}, expected ({n_questions},): "
+            f"one count per question id 0..{n_questions - 1}"
+        )
+    if (arr < 0).any():
+        i = int(np.flatnonzero(arr < 0)[0])
+        raise AllocationError(f"allocation gives question {i} a negative count {int(arr[i])}")
+    total = int(arr.sum(dtype=np.int64))
+    if total > budget_left:
+        raise AllocationError(f"allocation spends {total} samples but only {budget_left} are left")
+    return arr.astype(np.int64)
+
+
+# ---------------------------------------------------------------- simulation
+
+
+def run_policy(instance: Instance, allocate: Policy, replication: int) -> float:
+    """Run ``allocate`` on one replication; return the expected number solved.
+
+    Raises:
+        ValueError: if ``allocate`` raises or breaks the rules.
+    """
+    n = instance.n
+    g = instance.first_success[replication]
+    spent = np.zeros(n, dtype=np.int64)
+    solved = np.zeros(n, dtype=bool)
+    budget_left = instance.budget
+    for t in range(instance.rounds):
+        rounds_left = instance.rounds - t
+        try:
+            raw = allocate(instance.estimate.copy(), spent.copy(), solved.copy(),
+                           budget_left, rounds_left)
+        except Exception as exc:
+            raise ValueError(
+                f"allocate raised {type(exc).__name__}: {exc} "
+                f"({instance.name}, round {t + 1})"
+            ) from exc
+        try:
+            counts = check_allocation(raw, n, budget_left)
+        except AllocationError as exc:
+            raise AllocationError(f"{exc} ({instance.name}, round {t + 1})") from None
+        budget_left -= int(counts.sum())
+        if rounds_left == 1 or budget_left == 0:
+            # the last round: its outcomes decide nothing, so score its expectation
+            fresh = np.where(solved, 0, counts)
+            gain = -np.expm1(fresh * np.log1p(-instance.p))
+            return float(solved.sum() + gain.sum())
+        spent += counts
+        solved |= spent >= g
+    return float(solved.sum())  # pragma: no cover - the loop always returns
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def load_policy(program_path: str | Path) -> Policy:
+    """Import the program at ``program_path`` and return its ``allocate`` function."""
+    path = Path(program_path)
+    spec = importlib.util.spec_from_file_location(f"_tts_program_{uuid.uuid4().hex}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    allocate = getattr(module, "allocate", None)
+    if not callable(allocate):
+        raise ValueError(
+            f"{path}: defines no function allocate(estimate, spent, solved, budget_left, "
+            "rounds_left)"
+        )
+    return allocate
+
+
+def score_policy(allocate: Policy, split: str) -> dict[str, float]:
+    """Run ``allocate`` on every instance and replication of ``split``; return the metrics."""
+    instances = make_instances(split)
+    fractions: list[float] = []
+    per_setting: dict[str, list[float]] = {}
+    for instance in instances:
+        reps = instance.first_success.shape[0]
+        solved = [run_policy(instance, allocate, r) for r in range(reps)]
+        fraction = float(np.mean(solved)) / instance.n
+        fractions.append(fraction)
+        per_question = instance.budget // instance.n
+        per_setting.setdefault(f"solved_b{per_question}_r{instance.rounds}", []).append(fraction)
+    mean = float(np.mean(fractions))
+    if not math.isfinite(mean):  # pragma: no cover - counts are finite
+        raise ValueError("score is not finite")
+    metrics: dict[str, float] = {
+        "combined_score": round(mean, 6),
+        "num_instances": len(instances),
+    }
+    for key, values in per_setting.items():
+        metrics[key] = round(float(np.mean(values)), 6)
+    return metrics
+
+
+def evaluate(program_path: str) -> dict[str, float]:
+    """Score the program on the training split (used during evolution)."""
+    return score_policy(load_policy(program_path), "train")
+
+
+def evaluate_test(program_path: str) -> dict[str, float]:
+    """Score the program on the held-out test split."""
+    return score_policy(load_policy(program_path), "test")
