@@ -40,6 +40,8 @@ class Candidate:
         error: why it failed, for failed and timeout candidates.
         duplicate_of: the earlier candidate's id, for duplicates.
         eval_seconds: wall-clock seconds of the evaluation.
+        functional_hash: hash of the outputs on the problem's probe inputs, if probed.
+        stages: per cascade stage: its metrics and seconds.
     """
 
     id: int
@@ -58,6 +60,8 @@ class Candidate:
     error: str | None = None
     duplicate_of: int | None = None
     eval_seconds: float | None = None
+    functional_hash: str | None = None
+    stages: list[dict[str, Any]] | None = None
 
 
 def normalized_hash(code: str) -> str:

@@ -225,6 +225,7 @@ def status_dict(store: Storage, record: RunRecord) -> dict[str, Any]:
         "test": summary.get("test"),
         "baselines": summary.get("baselines"),
         "stop_reason": summary.get("stop_reason"),
+        "functional_hashing": store.functional_stats(record.id),
         "operators": operators,
     }
 
@@ -250,6 +251,11 @@ def status(
     console.print(f"best {_fmt(info['best_score'])} (candidate {info['best_id']}), initial "
                   f"{_fmt(info['initial_score'])}; {_fmt(rate, 2)} evals/s over "
                   f"{info['elapsed_seconds']:.1f} s")
+    fh = info["functional_hashing"]
+    if fh["probed"]:
+        console.print(f"functional hashing: {fh['hits']} of {fh['probed']} probed candidates "
+                      f"reused a result ({100 * fh['hit_rate']:.1f}%), "
+                      f"{fh['seconds_saved']:.1f} s of evaluation saved")
     if info["test"]:
         console.print(f"test split: best {_fmt(info['test'].get('best'))}, initial "
                       f"{_fmt(info['test'].get('initial'))}")
@@ -319,7 +325,11 @@ def problems(ctx: typer.Context) -> None:
     for col in ("name", "direction", "baselines (test split)", "summary"):
         table.add_column(col)
     for name, path in builtin_problems().items():
-        meta = read_meta(path)
+        try:
+            meta = read_meta(path)
+        except ProblemError as exc:
+            table.add_row(name, "-", "-", f"[red]broken:[/] {escape(str(exc))}")
+            continue
         if meta is None:
             table.add_row(name, "-", "-", "-")
             continue

@@ -79,6 +79,10 @@ class MutationConfig(_Model):
     primitives: list[str] | None = Field(
         None, description="expression templates like 'np.maximum({0}, {1})'"
     )
+    simplify_every: int = Field(
+        100, ge=0, description="evaluations between simplification passes on the best "
+        "program (needs probe_inputs; 0 disables)"
+    )
 
 
 class LLMModelConfig(BaseModel):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -128,8 +130,80 @@ def import_evaluator(evaluator_path: str) -> tuple[Any, dict[str, Any] | None]:
     return module, None
 
 
+PROBE = "__probe__"
+"""Pseudo function name: run the candidate on the evaluator's probe inputs, hash outputs."""
+
+
+def _canonical(value: Any, out: list[str]) -> None:
+    """Append a canonical text form of ``value``: equal behaviour, equal text."""
+    if isinstance(value, float):
+        out.append(f"f{round(value, 9)!r}")
+    elif isinstance(value, bool | int | str | bytes) or value is None:
+        out.append(f"{type(value).__name__}{value!r}")
+    elif isinstance(value, dict):
+        out.append("{")
+        for key in sorted(value, key=repr):
+            _canonical(key, out)
+            _canonical(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for item in value:
+            _canonical(item, out)
+        out.append("]")
+    elif hasattr(value, "dtype") and hasattr(value, "shape") and hasattr(value, "tolist"):
+        # numpy arrays and scalars, without importing numpy here
+        kind = getattr(value.dtype, "kind", "")
+        data = value.round(9) if kind in "fc" else value
+        out.append(f"nd{value.shape}{value.dtype.str}")
+        _canonical(data.tolist(), out)
+    else:
+        out.append(repr(value))
+
+
+def probe(module: Any, program_path: str) -> dict[str, Any]:
+    """Run the candidate on the evaluator's ``probe_inputs()`` and hash the outputs.
+
+    The evaluator names the function with ``PROBE_FUNCTION`` (default: the first
+    function the program defines). An input that makes the candidate raise hashes
+    as the exception's type, so equal failures are equal too.
+    """
+    inputs = module.probe_inputs()
+    spec = importlib.util.spec_from_file_location("candidate_probe", program_path)
+    assert spec is not None and spec.loader is not None
+    program = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(program)
+    except BaseException as exc:  # noqa: BLE001
+        digest = hashlib.sha256(f"import:{type(exc).__name__}".encode()).hexdigest()[:32]
+        return {"metrics": {}, "artifacts": {"probe_hash": digest}}
+    name = getattr(module, "PROBE_FUNCTION", None)
+    if name is None:
+        functions = [v for v in vars(program).values()
+                     if inspect.isfunction(v) and v.__module__ == program.__name__]
+        if not functions:
+            return {"error": "probe: the program defines no function to probe"}
+        func = functions[0]
+    else:
+        func = getattr(program, name)
+    parts: list[str] = []
+    for args in inputs:
+        call_args = args if isinstance(args, tuple) else (args,)
+        try:
+            _canonical(func(*call_args), parts)
+        except Exception as exc:  # noqa: BLE001 - raising is behaviour too
+            parts.append(f"raise:{type(exc).__name__}")
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+    return {"metrics": {}, "artifacts": {"probe_hash": digest}}
+
+
 def call_function(module: Any, function: str, program_path: str) -> dict[str, Any]:
     """Call ``module.function(program_path)``; the outcome dict, never an exception."""
+    if function == PROBE:
+        try:
+            return probe(module, program_path)
+        except BaseException as exc:  # noqa: BLE001
+            return _error(exc)
     func = getattr(module, function, None)
     if not callable(func):
         return {"error": f"the evaluator has no function {function}()"}

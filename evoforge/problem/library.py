@@ -46,7 +46,12 @@ def read_meta(problem_dir: Path) -> ProblemMeta | None:
     path = problem_dir / META_FILE
     if not path.exists():
         return None
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        raise ProblemError(f"{path}:{where} is not valid YAML; fix the syntax") from None
     if not isinstance(data, dict):
         raise ProblemError(f"{path}: expected a mapping")
     known = set(ProblemMeta.__dataclass_fields__)

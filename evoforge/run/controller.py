@@ -7,21 +7,25 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evoforge.archive import Archive, FeatureSpace
 from evoforge.candidate import Candidate, Status, normalized_hash
 from evoforge.config import RunConfig
+from evoforge.evaluation.child import PROBE
 from evoforge.evaluation.sandbox import EvalJob, EvalOutcome, check_metrics
 from evoforge.executors.base import Executor
+from evoforge.problem.blocks import BlockError, extract_regions
 from evoforge.problem.loader import Problem
 from evoforge.proposers.base import Proposal, Proposer
 from evoforge.proposers.mutation import MutationProposer
+from evoforge.proposers.mutation.operators import statement_deletions
 from evoforge.storage.base import RunRecord, Storage
 
 # A proposer that only yields duplicates or nothing must not spin forever.
 MAX_IDLE_PROPOSALS = 500
+SIMPLIFY = "simplify"
 STATS_EVERY = 10
 
 
@@ -149,6 +153,15 @@ class Evolution:
         self._hashes: dict[str, int] = {}
         self._requeue: list[Candidate] = []
         self._next_seq = 0
+        self._func_hashes: dict[str, int] = {}
+        self.func_hits = 0
+        self.func_saved_seconds = 0.0
+        self.simplifications = 0
+        self.probing = "probe_inputs" in problem.evaluator_functions
+        self._simplify_base: Candidate | None = None
+        self._simplify_queue: list[str] = []
+        self._simplified: set[int] = set()
+        self._since_simplify = 0
         self.rng = random.Random(run.seed)
 
     # ------------------------------------------------------------------ setup
@@ -162,6 +175,7 @@ class Evolution:
         p.duplicates = counts.get(Status.DUPLICATE, 0)
         p.evaluated = p.ok + p.failed + p.timeouts
         self._hashes = self.storage.code_hashes(self.run.id)
+        self._func_hashes = self.storage.functional_hashes(self.run.id)
         self._next_seq = self.storage.next_seq(self.run.id)
         replay_rng = random.Random(f"replay:{self.run.seed}")
         done = 0
@@ -211,8 +225,53 @@ class Evolution:
                          operator=operator, code=code, code_hash=code_hash, status=status,
                          duplicate_of=duplicate_of)
 
+    def _start_simplify(self) -> None:
+        """Begin simplifying the best candidate if it is time (needs functional hashing)."""
+        every = self.config.mutation.simplify_every
+        best = self._best
+        if (not every or not self.probing or self._simplify_queue or best is None
+                or best.seq == 0 or best.id in self._simplified
+                or best.functional_hash is None or self._since_simplify < every):
+            return
+        self._since_simplify = 0
+        self._set_simplify_base(best)
+
+    def _set_simplify_base(self, base: Candidate) -> None:
+        self._simplified.add(base.id)
+        self._simplify_base = base
+        try:
+            regions = extract_regions(self.problem.template, base.code)
+        except BlockError:
+            self._simplify_queue = []
+            return
+        self._simplify_queue = [self.problem.template.render(r)
+                                for r in statement_deletions(regions)]
+
+    def _simplified_ok(self, cand: Candidate) -> None:
+        """A simplification kept behaviour and score: continue from the shorter program."""
+        base = self._simplify_base
+        if (base is not None and cand.operator == SIMPLIFY and cand.status == Status.OK
+                and cand.functional_hash == base.functional_hash
+                and cand.fitness == base.fitness and cand.parent_ids == (base.id,)):
+            self.simplifications += 1
+            self._set_simplify_base(cand)
+
+    def _propose_simplification(self) -> _Pending | None:
+        base = self._simplify_base
+        assert base is not None
+        code = self._simplify_queue.pop(0)
+        cand = self._new_candidate(island=base.island, parent_ids=[base.id], operator=SIMPLIFY,
+                                   code=code, code_hash=normalized_hash(code))
+        if cand.status == Status.DUPLICATE:
+            self.progress.duplicates += 1
+            return None
+        return _Pending(cand, base.fitness, None)
+
     def _propose(self) -> _Pending | None:
         """Make one proposal; None when it was a duplicate or nothing came out."""
+        self._start_simplify()
+        if self._simplify_queue:
+            return self._propose_simplification()
         island = self._next_seq % self.config.database.num_islands
         parent = self.archive.sample_parent(island, self.rng)
         inspirations = self.archive.inspirations(island, parent, self.rng)
@@ -265,13 +324,99 @@ class Evolution:
                       metrics=outcome.metrics, features=features)
         return fields
 
+    @property
+    def _stage_functions(self) -> list[str]:
+        """``evaluate_stage1``, ``evaluate_stage2``, ... as far as the evaluator defines them."""
+        names: list[str] = []
+        while f"evaluate_stage{len(names) + 1}" in self.problem.evaluator_functions:
+            names.append(f"evaluate_stage{len(names) + 1}")
+        return names
+
+    def _passes(self, score: float, threshold: float) -> bool:
+        return score >= threshold if self.config.maximize else score <= threshold
+
+    async def _run_stages(self, code: str) -> dict[str, Any]:
+        """Evaluate ``code``: the cascade of stages if the evaluator has one, else evaluate.
+
+        A candidate stops at the first stage whose objective misses its threshold;
+        each stage's metrics and seconds are kept.
+        """
+        stages = self._stage_functions
+        if not stages:
+            outcome = await self.executor.evaluate(self._job(code))
+            return self._judge(code, outcome)
+        thresholds = self.config.evaluator.cascade_thresholds
+        merged: dict[str, Any] = {}
+        artifacts: dict[str, Any] = {}
+        record: list[dict[str, Any]] = []
+        seconds = 0.0
+        fields: dict[str, Any] = {}
+        for index, function in enumerate(stages):
+            outcome = await self.executor.evaluate(self._job(code, function))
+            seconds += outcome.seconds
+            record.append({"stage": index + 1, "status": outcome.status,
+                           "metrics": outcome.metrics, "seconds": outcome.seconds})
+            merged.update(outcome.metrics)
+            artifacts.update(outcome.artifacts)
+            outcome = EvalOutcome(outcome.status, dict(merged), dict(artifacts), outcome.error,
+                                  seconds)
+            fields = self._judge(code, outcome)
+            fields["stages"] = record
+            if fields["status"] != Status.OK:
+                if outcome.status == "ok" and fields.get("error"):
+                    fields["error"] = f"stage {index + 1}: {fields['error']}"
+                return fields
+            if index < len(thresholds) and index < len(stages) - 1 and not self._passes(
+                    fields["score"], thresholds[index]):
+                fields.update(status=Status.FAILED, score=None, fitness=None, features=None,
+                              error=(f"cascade: stage {index + 1} objective "
+                                     f"{fields['score']:g} misses threshold "
+                                     f"{thresholds[index]:g}"))
+                return fields
+        return fields
+
+    async def _probe(self, code: str) -> tuple[str | None, float]:
+        """The functional hash of ``code`` (None if it cannot be probed) and its seconds."""
+        if not self.probing:
+            return None, 0.0
+        outcome = await self.executor.evaluate(self._job(code, PROBE))
+        if outcome.status != "ok":
+            return None, outcome.seconds
+        value = outcome.artifacts.get("probe_hash")
+        return (str(value) if value else None), outcome.seconds
+
     async def _evaluate(self, pending: _Pending) -> tuple[_Pending, dict[str, Any]]:
-        outcome = await self.executor.evaluate(self._job(pending.candidate.code))
-        return pending, self._judge(pending.candidate.code, outcome)
+        code = pending.candidate.code
+        functional_hash, probe_seconds = await self._probe(code)
+        simplify = pending.candidate.operator == SIMPLIFY
+        original_id = self._func_hashes.get(functional_hash) if functional_hash else None
+        if original_id is not None and not simplify:
+            original = self.storage.get_candidate(original_id)
+            self.func_hits += 1
+            self.func_saved_seconds += max((original.eval_seconds or 0.0) - probe_seconds, 0.0)
+            return pending, {
+                "status": Status.DUPLICATE, "duplicate_of": original_id,
+                "functional_hash": functional_hash, "score": original.score,
+                "fitness": original.fitness, "metrics": original.metrics or None,
+                "error": f"functional duplicate of candidate {original_id}",
+                "eval_seconds": probe_seconds,
+            }
+        fields = await self._run_stages(code)
+        fields["functional_hash"] = functional_hash
+        fields["eval_seconds"] = (fields.get("eval_seconds") or 0.0) + probe_seconds
+        return pending, fields
 
     def _finish(self, pending: _Pending, fields: dict[str, Any]) -> Candidate:
         base = pending.candidate
         self.storage.finish_candidate(base.id, **fields)
+        if fields["status"] == Status.DUPLICATE:  # functional: not an evaluation
+            self.progress.duplicates += 1
+            if pending.proposal is not None:
+                self.proposer.feedback(pending.proposal, pending.parent_fitness, None)
+            self.events.progress(self.progress)
+            return replace(base, status=Status.DUPLICATE, duplicate_of=fields["duplicate_of"])
+        if fields.get("functional_hash") and fields["status"] in (Status.OK, Status.FAILED):
+            self._func_hashes.setdefault(fields["functional_hash"], base.id)
         cand = Candidate(
             id=base.id, seq=base.seq, island=base.island, parent_ids=base.parent_ids,
             operator=base.operator, code=base.code, code_hash=base.code_hash,
@@ -279,6 +424,7 @@ class Evolution:
             metrics=fields.get("metrics") or {}, features=fields.get("features") or {},
             artifacts=fields.get("artifacts") or {}, error=fields.get("error"),
             eval_seconds=fields.get("eval_seconds"),
+            functional_hash=fields.get("functional_hash"), stages=fields.get("stages"),
         )
         p = self.progress
         p.evaluated += 1
@@ -293,6 +439,8 @@ class Evolution:
         if pending.proposal is not None:
             self.proposer.feedback(pending.proposal, pending.parent_fitness, cand.fitness)
         self.archive.on_evaluated(p.evaluated, self.rng)
+        self._since_simplify += 1
+        self._simplified_ok(cand)
         self._since_stats += 1
         if self._since_stats >= STATS_EVERY:
             self._save_stats()

@@ -95,8 +95,11 @@ class Storage(ABC):
                          features: dict[str, float] | None = None,
                          artifacts: dict[str, Any] | None = None,
                          error: str | None = None,
-                         eval_seconds: float | None = None) -> None:
-        """Record the outcome of an evaluation."""
+                         eval_seconds: float | None = None,
+                         functional_hash: str | None = None,
+                         stages: list[dict[str, Any]] | None = None,
+                         duplicate_of: int | None = None) -> None:
+        """Record the outcome of an evaluation (or of a functional duplicate)."""
 
     @abstractmethod
     def get_candidate(self, candidate_id: int) -> Candidate:
@@ -110,6 +113,14 @@ class Storage(ABC):
     @abstractmethod
     def code_hashes(self, run_id: int) -> dict[str, int]:
         """code hash -> id of the first non-duplicate candidate with it."""
+
+    @abstractmethod
+    def functional_hashes(self, run_id: int) -> dict[str, int]:
+        """functional hash -> id of the first evaluated (ok or failed) candidate with it."""
+
+    @abstractmethod
+    def functional_stats(self, run_id: int) -> dict[str, float]:
+        """Functional hashing: hits, probed candidates, hit_rate, seconds_saved."""
 
     @abstractmethod
     def next_seq(self, run_id: int) -> int:

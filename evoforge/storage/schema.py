@@ -48,8 +48,11 @@ candidates = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("eval_seconds", sa.Float, nullable=True),
+    sa.Column("functional_hash", sa.String(64), nullable=True),
+    sa.Column("stages", sa.JSON, nullable=True),
     sa.UniqueConstraint("run_id", "seq", name="uq_candidates_run_seq"),
     sa.Index("ix_candidates_run_hash", "run_id", "code_hash"),
     sa.Index("ix_candidates_run_status", "run_id", "status"),
     sa.Index("ix_candidates_run_fitness", "run_id", "fitness"),
+    sa.Index("ix_candidates_run_fhash", "run_id", "functional_hash"),
 )

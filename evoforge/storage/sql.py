@@ -148,7 +148,8 @@ class SQLStorage(Storage):
             score=m["score"], fitness=m["fitness"], metrics=m["metrics"] or {},
             features=m["features"] or {}, artifacts=m["artifacts"] or {},
             error=m["error"], duplicate_of=m["duplicate_of"],
-            eval_seconds=m["eval_seconds"],
+            eval_seconds=m["eval_seconds"], functional_hash=m["functional_hash"],
+            stages=m["stages"],
         )
 
     def add_candidate(self, run_id: int, *, seq: int, island: int, parent_ids: list[int],
@@ -179,13 +180,18 @@ class SQLStorage(Storage):
                          features: dict[str, float] | None = None,
                          artifacts: dict[str, Any] | None = None,
                          error: str | None = None,
-                         eval_seconds: float | None = None) -> None:
+                         eval_seconds: float | None = None,
+                         functional_hash: str | None = None,
+                         stages: list[dict[str, Any]] | None = None,
+                         duplicate_of: int | None = None) -> None:
         with self.engine.begin() as conn:
             result = conn.execute(
                 candidates.update().where(candidates.c.id == candidate_id).values(
                     status=str(status), score=score, fitness=fitness, metrics=metrics,
                     features=features, artifacts=artifacts, error=error,
                     eval_seconds=eval_seconds, finished_at=time.time(),
+                    functional_hash=functional_hash, stages=stages,
+                    duplicate_of=duplicate_of,
                 ))
             if result.rowcount == 0:
                 raise StorageError(f"no candidate with id {candidate_id}")
@@ -236,6 +242,35 @@ class SQLStorage(Storage):
             for op, status, n in conn.execute(query).all():
                 out.setdefault(op, {})[status] = int(n)
         return out
+
+    def functional_hashes(self, run_id: int) -> dict[str, int]:
+        query = (sa.select(candidates.c.functional_hash, sa.func.min(candidates.c.id))
+                 .where(candidates.c.run_id == run_id,
+                        candidates.c.functional_hash.is_not(None),
+                        candidates.c.status.in_([str(Status.OK), str(Status.FAILED)]))
+                 .group_by(candidates.c.functional_hash))
+        with self.engine.connect() as conn:
+            return {h: int(i) for h, i in conn.execute(query).all()}
+
+    def functional_stats(self, run_id: int) -> dict[str, float]:
+        dup = candidates.alias("dup")
+        orig = candidates.alias("orig")
+        c = candidates.c
+        hits_q = (sa.select(sa.func.count(), sa.func.coalesce(
+                      sa.func.sum(orig.c.eval_seconds - dup.c.eval_seconds), 0.0))
+                  .select_from(dup.join(orig, dup.c.duplicate_of == orig.c.id))
+                  .where(dup.c.run_id == run_id, dup.c.status == str(Status.DUPLICATE),
+                         dup.c.functional_hash.is_not(None)))
+        probed_q = (sa.select(sa.func.count()).where(
+            c.run_id == run_id, c.functional_hash.is_not(None),
+            c.status.in_([str(Status.OK), str(Status.FAILED), str(Status.TIMEOUT)])))
+        with self.engine.connect() as conn:
+            hits, saved = conn.execute(hits_q).one()
+            probed = conn.execute(probed_q).scalar() or 0
+        total = int(hits) + int(probed)
+        return {"hits": int(hits), "probed": total,
+                "hit_rate": (int(hits) / total) if total else 0.0,
+                "seconds_saved": max(float(saved or 0.0), 0.0)}
 
     def best(self, run_id: int) -> Candidate | None:
         query = (candidates.select()

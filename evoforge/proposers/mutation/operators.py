@@ -733,6 +733,24 @@ def _delete(parsed: list[_Region], rng: random.Random) -> bool:
     return True
 
 
+def statement_deletions(regions: list[str]) -> Iterator[list[str]]:
+    """Every version of ``regions`` with one statement removed, in source order.
+
+    The same statements as :func:`op_stmt_delete` may remove (the simplification
+    pass of the loop tries them one by one).
+    """
+    count = len(_stmt_sites(_parse_all(regions), _NO_DELETE, keep_final_return=True))
+    for index in range(count):
+        parsed = _parse_all(regions)
+        body, at = _stmt_sites(parsed, _NO_DELETE, keep_final_return=True)[index]
+        del body[at]
+        if not body:
+            body.append(ast.Pass())
+        result = _emit(parsed)
+        if result is not None:
+            yield result
+
+
 def op_stmt_delete(regions: list[str], ctx: OpContext) -> list[str] | None:
     """Delete one statement.
 

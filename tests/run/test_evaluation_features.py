@@ -1,0 +1,101 @@
+"""Cascade, functional hashing and simplification, through the real loop and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+from evoforge.candidate import Candidate, Status
+from evoforge.config import RunConfig
+from evoforge.executors.local import LocalExecutor
+from evoforge.problem import load_problem
+from evoforge.proposers.base import Proposal, Proposer
+from evoforge.run import Evolution, create_run
+from evoforge.storage import SQLStorage
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "cascade_probe"
+
+
+class Scripted(Proposer):
+    def __init__(self, template, bodies: list[str]) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(template)
+        self.bodies = list(bodies)
+
+    def propose(self, parent: Candidate, inspirations: list[Candidate],
+                rng: random.Random) -> Proposal | None:
+        if not self.bodies:
+            return None
+        return Proposal(code=self.template.render([self.bodies.pop(0)]), operator="scripted",
+                        parent_ids=[parent.id])
+
+
+def run(tmp_path: Path, bodies: list[str], budget: int,
+        **config: object) -> tuple[SQLStorage, int, Evolution]:
+    problem = load_problem(FIXTURE)
+    storage = SQLStorage(str(tmp_path / "run.db"))
+    record = create_run(storage, problem, budget=budget)
+    cfg = RunConfig.model_validate(record.config)
+    if config:
+        cfg = cfg.model_copy(update={"mutation": cfg.mutation.model_copy(update=config)})
+    evo = Evolution(problem, storage, record, LocalExecutor(1), cfg,
+                    proposer=Scripted(problem.template, bodies))
+
+    async def main() -> None:
+        try:
+            await evo.run_session()
+        finally:
+            await evo.executor.close()
+
+    asyncio.run(main())
+    return storage, record.id, evo
+
+
+SAME_AS_INITIAL = "def f(x):\n    return x * 1.0 + 0.5\n"
+FAILS_STAGE1 = "def f(x):\n    return 1000.0 * x\n"
+GOOD = "def f(x):\n    return 0.3 * x * x - 2.0 * x + 1.0\n"
+SAME_AS_GOOD = "def f(x):\n    y = 0.3 * x * x - 2.0 * x\n    return y + 1.0\n"
+
+
+def test_cascade_stops_at_the_failed_stage_and_keeps_each_stage(tmp_path: Path) -> None:
+    storage, run_id, _ = run(tmp_path, [FAILS_STAGE1, GOOD], budget=3, simplify_every=0)
+    cands = list(storage.iter_candidates(run_id))
+    bad, good = cands[1], cands[2]
+    assert bad.status == Status.FAILED
+    assert "cascade: stage 1" in (bad.error or "") and "threshold -50" in (bad.error or "")
+    assert bad.stages is not None and len(bad.stages) == 1
+    assert good.status == Status.OK and good.score == 0.0
+    assert good.stages is not None and [s["stage"] for s in good.stages] == [1, 2]
+    assert good.metrics["stage1"] == 1.0 and good.metrics["stage2"] == 1.0
+    assert good.stages[1]["seconds"] >= 0.3  # the costly stage ran
+
+
+def test_functional_duplicates_reuse_results(tmp_path: Path) -> None:
+    storage, run_id, evo = run(tmp_path, [SAME_AS_INITIAL, GOOD, SAME_AS_GOOD], budget=10,
+                               simplify_every=0)
+    cands = list(storage.iter_candidates(run_id))
+    initial, twin, good, good_twin = cands[:4]
+    assert initial.functional_hash and good.functional_hash
+    assert twin.status == Status.DUPLICATE and twin.duplicate_of == initial.id
+    assert twin.functional_hash == initial.functional_hash
+    assert twin.score == initial.score  # the result was reused, not recomputed
+    assert (twin.eval_seconds or 0) < 0.3  # only the probe ran
+    assert good_twin.status == Status.DUPLICATE and good_twin.duplicate_of == good.id
+    stats = storage.functional_stats(run_id)
+    assert stats["hits"] == 2 and stats["probed"] == 4
+    assert stats["seconds_saved"] > 0.5  # two evaluations of >= 0.3 s each were skipped
+    assert evo.func_hits == 2
+
+
+def test_simplify_removes_statements_that_change_nothing(tmp_path: Path) -> None:
+    redundant = ("def f(x):\n    unused = x * 3.0\n    scale = 1.0\n"
+                 "    return scale * (0.3 * x * x - 2.0 * x + 1.0)\n")
+    storage, run_id, evo = run(tmp_path, [redundant], budget=8, simplify_every=1)
+    cands = list(storage.iter_candidates(run_id))
+    simplified = [c for c in cands if c.operator == "simplify" and c.status == Status.OK]
+    assert simplified, [(c.operator, c.status, c.error) for c in cands]
+    best_simple = min(simplified, key=lambda c: len(c.code))
+    assert "unused" not in best_simple.code
+    assert best_simple.score == 0.0
+    assert best_simple.functional_hash == cands[1].functional_hash
+    assert evo.simplifications >= 1
