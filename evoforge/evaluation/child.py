@@ -61,6 +61,38 @@ def _user_processes() -> int:
     return count
 
 
+_CLONE_NEWNS = 0x00020000
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+# mounts a candidate still writes to: devices (/dev/null, /dev/shm), kernel interfaces
+_KEEP_WRITABLE = ("/dev", "/proc", "/sys/fs/cgroup")
+
+
+def isolate_filesystem(writable: str) -> bool:
+    """Make every mount read-only for this process and its children, but ``writable``.
+
+    Uses a private mount namespace (root only); False where the OS refuses.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(_CLONE_NEWNS) != 0:
+            return False
+        if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            return False
+        target = os.path.realpath(writable).encode()
+        if libc.mount(target, target, None, _MS_BIND | _MS_REC, None) != 0:
+            return False
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        keep = (os.path.realpath(writable), *_KEEP_WRITABLE)
+        for point in points:
+            if any(point == k or point.startswith(k.rstrip("/") + "/") for k in keep):
+                continue
+            libc.mount(None, point.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, None)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def isolate_network() -> bool:
     """Move this process into a new, empty network namespace; False where refused."""
     try:

@@ -1,8 +1,10 @@
 """A long-lived evaluation worker: imports the evaluator once, forks a child per candidate.
 
-Run as ``python -m evoforge.evaluation.forkserver EVALUATOR NETWORK MAXPROC`` (NETWORK
-``1`` lets candidates use the network; ``0`` moves the worker, and so every child, into
-an empty network namespace where the OS allows it). It reads one JSON
+Run as ``python -m evoforge.evaluation.forkserver EVALUATOR NETWORK MAXPROC [SCRATCH]``
+(NETWORK ``1`` lets candidates use the network; ``0`` moves the worker, and so every
+child, into an empty network namespace where the OS allows it; SCRATCH, the directory
+holding the children's working directories, is then the only writable place of the file
+system, where the OS allows a private mount namespace). It reads one JSON
 request per line on stdin and writes JSON lines on stdout:
 
 * request ``{"id", "function", "program_path", "workdir", "result_path", "memory_mb",
@@ -26,6 +28,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -33,6 +36,7 @@ from evoforge.evaluation.child import (
     apply_limits,
     call_function,
     import_evaluator,
+    isolate_filesystem,
     isolate_network,
     write_result,
 )
@@ -166,6 +170,9 @@ def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | 
         os.dup2(out, 1)
         os.dup2(err, 2)
         os.closerange(3, 65536)
+        # temporary files of the candidate go to its own directory
+        os.environ["TMPDIR"] = request["workdir"]
+        tempfile.tempdir = request["workdir"]
         sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
@@ -188,7 +195,7 @@ def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | 
     os._exit(0)
 
 
-def serve(evaluator_path: str, network: bool, max_processes: int) -> None:
+def serve(evaluator_path: str, network: bool, max_processes: int, scratch: str) -> None:
     """Answer requests on stdin until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     # the protocol keeps its own descriptors; fds 0 and 1 go to /dev/null so that an
@@ -206,10 +213,13 @@ def serve(evaluator_path: str, network: bool, max_processes: int) -> None:
     cgroup = PidsCgroup.create(max_processes)
     # warm up: the import (and whatever the evaluator does at import) happens once
     module, import_error = import_evaluator(evaluator_path)
-    # children inherit an empty network namespace: no per-candidate cost
+    # children inherit an empty network namespace and a file system that is read-only
+    # outside the scratch directory holding their working directories: no cost per
+    # candidate
     isolated = False if network else isolate_network()
+    fs_isolated = isolate_filesystem(scratch) if scratch else False
     reply({"event": "ready", "pid": os.getpid(), "import_error": import_error,
-           "network_isolated": isolated, "subreaper": subreaper,
+           "network_isolated": isolated, "filesystem_isolated": fs_isolated, "subreaper": subreaper,
            "cgroup": cgroup.path if cgroup else None})
     try:
         for line in requests:
@@ -231,8 +241,9 @@ def serve(evaluator_path: str, network: bool, max_processes: int) -> None:
 
 
 def main() -> None:
-    """Entry point: ``python -m evoforge.evaluation.forkserver EVALUATOR NETWORK MAXPROC``."""
-    serve(sys.argv[1], network=sys.argv[2] == "1", max_processes=int(sys.argv[3]))
+    """Entry point: ``python -m evoforge.evaluation.forkserver EVALUATOR NET MAXPROC [DIR]``."""
+    serve(sys.argv[1], network=sys.argv[2] == "1", max_processes=int(sys.argv[3]),
+          scratch=sys.argv[4] if len(sys.argv) > 4 else "")
 
 
 if __name__ == "__main__":

@@ -212,14 +212,16 @@ def interpret(job: EvalJob, result_path: Path, returncode: int | None, timed_out
         error = result["error"]
         if "File too large" in error:
             error = f"wrote more than the {job.file_mb} MiB file-size limit: {error}"
+        elif "Read-only file system" in error:
+            error = f"tried to write outside its temporary directory: {error}"
         return EvalOutcome("failed", artifacts=artifacts, seconds=seconds, error=error)
     artifacts = {**result.get("artifacts", {}), **artifacts}
     return EvalOutcome("ok", metrics=result["metrics"], artifacts=artifacts, seconds=seconds)
 
 
-def make_workdir(job: EvalJob) -> tuple[Path, Path, Path]:
+def make_workdir(job: EvalJob, base: Path | None = None) -> tuple[Path, Path, Path]:
     """A fresh temporary directory holding the program: (workdir, program, result path)."""
-    workdir = Path(tempfile.mkdtemp(prefix="evoforge-eval-"))
+    workdir = Path(tempfile.mkdtemp(prefix="evoforge-eval-", dir=base))
     program_path = workdir / PROGRAM_NAME
     program_path.write_text(job.code)
     return workdir, program_path, workdir / "result.json"

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ class ForkServer:
     def __init__(self, evaluator_path: Path, *, network: bool = False,
                  max_processes: int = 64) -> None:
         self.evaluator_path = evaluator_path
+        # the only writable place for candidates (where the OS allows isolation)
+        self.scratch = Path(tempfile.mkdtemp(prefix="evoforge-worker-"))
         self.network = network
         self.max_processes = max_processes
         self.proc: asyncio.subprocess.Process | None = None
@@ -74,7 +77,7 @@ class ForkServer:
         """Start the worker and wait until it has imported the evaluator."""
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "evoforge.evaluation.forkserver", str(self.evaluator_path),
-            "1" if self.network else "0", str(self.max_processes),
+            "1" if self.network else "0", str(self.max_processes), str(self.scratch),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL, env={**os.environ, **_CHILD_ENV},
             start_new_session=True, limit=1 << 20,
@@ -86,6 +89,10 @@ class ForkServer:
             warn_once("network", "network isolation refused by the OS (unshare of a network "
                                  "namespace needs root or user namespaces): candidates can "
                                  "reach the network")
+        if not self.network and not self.info.get("filesystem_isolated"):
+            warn_once("filesystem", "file-system isolation refused by the OS (a private mount "
+                                    "namespace needs root): candidates can write outside "
+                                    "their temporary directory")
         if not self.info.get("cgroup"):
             warn_once("cgroup", "no writable pids cgroup: the number of processes a candidate "
                                 "starts is bounded only by RLIMIT_NPROC (not for root) and "
@@ -106,7 +113,7 @@ class ForkServer:
             WorkerError: when the worker itself broke; the job's child is killed.
         """
         assert self.proc is not None and self.proc.stdin is not None
-        workdir, program_path, result_path = make_workdir(job)
+        workdir, program_path, result_path = make_workdir(job, self.scratch)
         request_id = next(self._ids)
         request = {
             "id": request_id, "function": job.function, "program_path": str(program_path),
@@ -165,6 +172,7 @@ class ForkServer:
             cgroup = self.info.get("cgroup")
             if cgroup:  # a worker killed by its candidate could not remove it itself
                 remove_cgroup(cgroup)
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     @staticmethod
     async def _stop(proc: asyncio.subprocess.Process) -> None:

@@ -1,76 +1,77 @@
 """Measurement kit for problems whose score is speed.
 
-``measure`` runs a callable with warm-up and repeats and reports CPU-time
-statistics; timings are in seconds of CPU time of the calling process
-(``time.process_time``), which other load on the machine disturbs less than
-wall-clock time.
+* :func:`measure` runs a callable with warm-up and repeats and reports timing
+  statistics (:class:`Measurement`): seconds of CPU time of the calling
+  process (``time.process_time``) by default, which other load on the machine
+  disturbs less than wall-clock time, or wall time with ``clock="wall"``;
+  optional per-call ``timeout`` and total ``budget`` with right-censoring.
+* :func:`perf_available`, :func:`count_instructions_cmd` and
+  :func:`measure_instructions` give hardware instruction counts through
+  ``perf stat`` where the machine allows, and ``None`` otherwise.
+* :func:`eff_at_k` and :func:`enamel_efficiency` implement ENAMEL's metric;
+  :func:`dpe` EvalPerf's differential performance score.
+* ``python -m evoforge.measure.noise`` prints this machine's timing noise.
+
+See ``evoforge/measure/README.md`` for the measured noise and guidance.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from evoforge.measure.dpe import DPEResult, cluster_costs, dpe, dpe_details
+from evoforge.measure.enamel import (
+    eff_at_k,
+    eff_at_k_weights,
+    enamel_efficiency,
+    level_efficiency,
+    pass_at_k,
+)
+from evoforge.measure.perf import (
+    PerfProbe,
+    count_event_cmd,
+    count_instructions_cmd,
+    measure_event,
+    measure_instructions,
+    parse_perf_csv,
+    perf_available,
+    probe_perf,
+)
+from evoforge.measure.stats import (
+    CensoredEstimate,
+    censored_median,
+    hodges_lehmann,
+    iqr,
+    mad,
+    quantile,
+)
+from evoforge.measure.timing import CLOCKS, ClockName, Measurement, measure, resolve_clock
 
-
-@dataclass(frozen=True)
-class Measurement:
-    """CPU-time statistics of repeated calls.
-
-    Attributes:
-        samples: CPU seconds of each measured call (warm-up excluded).
-        result: what the last call returned.
-    """
-
-    samples: tuple[float, ...]
-    result: Any = None
-
-    @property
-    def median(self) -> float:
-        """Median CPU seconds."""
-        return statistics.median(self.samples)
-
-    @property
-    def minimum(self) -> float:
-        """Fastest call (min-of-k)."""
-        return min(self.samples)
-
-    @property
-    def mean(self) -> float:
-        """Mean CPU seconds."""
-        return statistics.fmean(self.samples)
-
-    @property
-    def stdev(self) -> float:
-        """Sample standard deviation (0 for one sample)."""
-        return statistics.stdev(self.samples) if len(self.samples) > 1 else 0.0
-
-    @property
-    def cv(self) -> float:
-        """Coefficient of variation, stdev / mean."""
-        return self.stdev / self.mean if self.mean > 0 else 0.0
-
-
-def measure(fn: Callable[..., Any], *args: Any, warmup: int = 1, repeats: int = 5,
-            **kwargs: Any) -> Measurement:
-    """Call ``fn(*args, **kwargs)`` ``warmup`` times unmeasured, then ``repeats`` times.
-
-    Returns:
-        The CPU seconds of each measured call and the last result.
-    """
-    if repeats < 1:
-        raise ValueError("repeats must be at least 1")
-    result = None
-    for _ in range(warmup):
-        result = fn(*args, **kwargs)
-    samples = []
-    for _ in range(repeats):
-        start = time.process_time()
-        result = fn(*args, **kwargs)
-        samples.append(time.process_time() - start)
-    return Measurement(samples=tuple(samples), result=result)
-
-
-__all__ = ["Measurement", "measure"]
+__all__ = [
+    "CLOCKS",
+    "CensoredEstimate",
+    "ClockName",
+    "DPEResult",
+    "Measurement",
+    "PerfProbe",
+    "censored_median",
+    "cluster_costs",
+    "count_event_cmd",
+    "count_instructions_cmd",
+    "dpe",
+    "dpe_details",
+    "eff_at_k",
+    "eff_at_k_weights",
+    "enamel_efficiency",
+    "hodges_lehmann",
+    "iqr",
+    "level_efficiency",
+    "mad",
+    "measure",
+    "measure_event",
+    "measure_instructions",
+    "parse_perf_csv",
+    "pass_at_k",
+    "perf_available",
+    "probe_perf",
+    "quantile",
+    "resolve_clock",
+]

@@ -21,7 +21,9 @@ Two ways to count:
   back; perf is then stopped with SIGINT. The count covers the callable plus
   a small constant overhead (a pipe read/write and the child's exit path), so
   compare counts of different callables, not absolute numbers. The
-  callable's return value and side effects stay in the child. POSIX only.
+  callable's return value and side effects stay in the child. POSIX only;
+  as with any ``fork`` of a multi-threaded process, the callable must not
+  need locks that other threads of the parent might hold.
 
 Both also accept another ``event`` (any name ``perf list`` shows, e.g.
 ``cycles`` or the software event ``task-clock``); the ``count_event_*`` /
@@ -269,9 +271,10 @@ def count_instructions_cmd(
 ) -> int | None:
     """Retired instructions of running ``argv`` (``perf stat -x, -e instructions``).
 
-    Counts user and kernel instructions where ``perf_event_paranoid`` allows
-    (only user ones, ``instructions:u``, at level 2), of the command and its
-    children; it includes interpreter start-up for a ``python`` command.
+    Counts the command and its children, interpreter start-up included for a
+    ``python`` command. Kernel instructions may be left out where
+    ``perf_event_paranoid`` forbids counting them (perf then reports
+    ``instructions:u``); compare counts taken on the same machine only.
 
     Args:
         argv: The command and its arguments.
@@ -307,8 +310,9 @@ def _read_until(fd: int, deadline: float | None) -> bytes | None:
     return os.read(fd, 64)
 
 
-def _child(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-           go: int, done: int) -> NoReturn:  # pragma: no cover - runs in the forked child
+def _child(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], go: int, done: int
+) -> NoReturn:  # pragma: no cover - runs in the forked child
     status = b"E"
     try:
         if os.read(go, 1) == b"G":
@@ -376,8 +380,10 @@ def measure_event(
         with _stat_output_file() as output:
             command = [
                 *_stat_argv(perf, event, output),
-                "--control", f"fd:{ctl_read},{ack_write}",
-                "-p", str(pid),
+                "--control",
+                f"fd:{ctl_read},{ack_write}",
+                "-p",
+                str(pid),
             ]
             try:
                 perf_proc = subprocess.Popen(

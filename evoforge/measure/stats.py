@@ -113,9 +113,7 @@ def hodges_lehmann(values: Sequence[float]) -> float:
         The estimate.
     """
     data = _require(values)
-    walsh = [
-        (data[i] + data[j]) / 2.0 for i in range(len(data)) for j in range(i, len(data))
-    ]
+    walsh = [(data[i] + data[j]) / 2.0 for i in range(len(data)) for j in range(i, len(data))]
     return statistics.median(walsh)
 
 
