@@ -214,6 +214,10 @@ def interpret(job: EvalJob, result_path: Path, returncode: int | None, timed_out
             error = f"wrote more than the {job.file_mb} MiB file-size limit: {error}"
         elif "Read-only file system" in error:
             error = f"tried to write outside its temporary directory: {error}"
+        elif "Network is unreachable" in error:
+            error = f"tried to use the network, which candidates do not have: {error}"
+        elif "Resource temporarily unavailable" in error and "BlockingIOError" in error:
+            error = f"hit the limit of {job.max_processes} processes (fork bomb?): {error}"
         return EvalOutcome("failed", artifacts=artifacts, seconds=seconds, error=error)
     artifacts = {**result.get("artifacts", {}), **artifacts}
     return EvalOutcome("ok", metrics=result["metrics"], artifacts=artifacts, seconds=seconds)
