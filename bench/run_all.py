@@ -5,15 +5,16 @@ Run with ``make bench``. Prints a table per benchmark and writes JSON to bench/o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from evoforge.candidate import Status
+from evoforge.evaluation.sandbox import EvalJob
+from evoforge.executors.local import LocalExecutor
 from evoforge.problem import load_problem
 from evoforge.run import create_run, execute
 from evoforge.storage import SQLStorage
@@ -33,26 +34,52 @@ def _run(problem: str | Path, budget: int, workers: int, seed: int = 0,
     return time.perf_counter() - start, storage, run.id, result.summary
 
 
-def overhead(budget: int = 200) -> dict[str, float]:
-    """Per-candidate wall time with an instant evaluator, against a bare interpreter start."""
+def _executor_times(isolation: str, n: int) -> list[float]:
+    """Wall seconds of each of ``n`` evaluations with an instant evaluator."""
+    job = EvalJob(code=(HERE / "problems" / "instant" / "initial_program.py").read_text(),
+                  evaluator_path=HERE / "problems" / "instant" / "evaluator.py", timeout=30)
+
+    async def main() -> list[float]:
+        executor = LocalExecutor(1, isolation)  # type: ignore[arg-type]
+        times = []
+        try:
+            await executor.evaluate(job)  # start the worker outside the measurement
+            for _ in range(n):
+                start = time.perf_counter()
+                outcome = await executor.evaluate(job)
+                times.append(time.perf_counter() - start)
+                assert outcome.status == "ok", outcome.error
+        finally:
+            await executor.close()
+        return times
+
+    return asyncio.run(main())
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(values, n=20)
+    return {"median_ms": 1000 * statistics.median(values), "p95_ms": 1000 * q[18]}
+
+
+def overhead(n: int = 200, budget: int = 200) -> dict[str, object]:
+    """Per-candidate overhead of the local executor with an evaluator that returns at once.
+
+    ``fork`` (default: workers fork a child per candidate) against ``spawn`` (a fresh
+    interpreter per candidate), interleaved in one run; then a whole model-free run
+    (proposal + duplicate check + archive + storage + evaluation) per candidate.
+    """
+    fork, spawn = [], []
+    for _ in range(4):  # interleave so that load on the machine hits both alike
+        fork += _executor_times("fork", n // 4)
+        spawn += _executor_times("spawn", n // 4)
     wall, storage, run_id, _ = _run(HERE / "problems" / "instant", budget, workers=1)
     cands = [c for c in storage.iter_candidates(run_id) if c.status != Status.DUPLICATE]
-    evals = [c.eval_seconds or 0.0 for c in cands]
-    spawn = []
-    for _ in range(30):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        spawn.append(time.perf_counter() - t)
-    per_candidate = wall / len(cands)
-    q = statistics.quantiles(evals, n=20)
     return {
-        "candidates": len(cands),
-        "per_candidate_ms": 1000 * per_candidate,
-        "eval_process_median_ms": 1000 * statistics.median(evals),
-        "eval_process_p95_ms": 1000 * q[18],
-        "bare_interpreter_ms": 1000 * statistics.median(spawn),
-        "loop_ms": 1000 * (per_candidate - statistics.mean(evals)),
-        "ratio_to_bare_interpreter": per_candidate / statistics.median(spawn),
+        "executor_fork": _ms(fork),
+        "executor_spawn": _ms(spawn),
+        "spawn_over_fork_median": statistics.median(spawn) / statistics.median(fork),
+        "run_per_candidate_ms": 1000 * wall / len(cands),
+        "run_candidates": len(cands),
     }
 
 
