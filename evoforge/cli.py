@@ -30,6 +30,10 @@ err_console = Console(stderr=True)
 
 StorageOpt = Annotated[str, typer.Option("--storage", help="SQLAlchemy URL or SQLite file.")]
 RunNameOpt = Annotated[str | None, typer.Option("--run-name", help="Run name (default: latest).")]
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="Where evaluations run: local, or ray (pip install 'evoforge[ray]').")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="Ray cluster address (default: a local Ray instance).")]
 
 
 class CLIError(Exception):
@@ -86,7 +90,8 @@ def _find_run(storage: Storage, name: str | None) -> RunRecord:
 
 
 def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time: float | None,
-             target: float | None) -> RunResult:
+             target: float | None, executor: str = "local",
+             ray_address: str | None = None) -> RunResult:
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.completed}/{task.total} evals"),
@@ -101,7 +106,7 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
         events = _ProgressEvents(bar, task)
         try:
             return execute(storage, run, workers=workers, max_time=max_time, target=target,
-                           events=events)
+                           events=events, executor=executor, ray_address=ray_address)
         except RunError as exc:
             raise CLIError(str(exc)) from None
 
@@ -142,6 +147,8 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     storage: StorageOpt = DEFAULT_URL,
     run_name: Annotated[str | None, typer.Option("--run-name", help="Name the run.")] = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Evolve PROBLEM (a folder or a built-in name) until a budget stops it."""
     try:
@@ -158,7 +165,8 @@ def run(
         raise CLIError(str(exc)) from None
     console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "
                   f"seed {record.seed}, storage {storage}")
-    result = _execute(store, record, workers=workers, max_time=time_limit, target=target)
+    result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
+                      executor=executor, ray_address=ray_address)
     _print_result(record, result)
 
 
@@ -171,6 +179,8 @@ def resume(
     target: Annotated[float | None, typer.Option(help="Stop at this score.")] = None,
     workers: Annotated[int | None, typer.Option(min=1)] = None,
     storage: StorageOpt = DEFAULT_URL,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Continue a run where it stopped (after a budget, Ctrl-C or a crash)."""
     store = _open(storage)
@@ -181,7 +191,8 @@ def resume(
         store.update_run(record.id, budget=done + budget)
         record = _find_run(store, record.name)
     console.print(f"resuming run [bold]{record.name}[/] up to {record.budget} evaluations")
-    result = _execute(store, record, workers=workers, max_time=time_limit, target=target)
+    result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
+                      executor=executor, ray_address=ray_address)
     _print_result(record, result)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from evoforge.config import RunConfig
+from evoforge.executors.base import Executor
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem.loader import Problem, ProblemError, load_problem
 from evoforge.proposers.mutation import MutationProposer
@@ -96,9 +97,25 @@ async def _summarize(evo: Evolution, result: RunResult) -> dict[str, Any]:
     return summary
 
 
+def make_executor(name: str, workers: int, config: RunConfig,
+                  ray_address: str | None = None) -> Executor:
+    """The executor called ``name`` (``local`` or ``ray``)."""
+    if name == "local":
+        return LocalExecutor(workers, config.evaluator.isolation)
+    if name == "ray":
+        from evoforge.executors.ray_executor import RayExecutor
+
+        try:
+            return RayExecutor(workers, ray_address)
+        except RuntimeError as exc:
+            raise RunError(str(exc)) from None
+    raise RunError(f"unknown executor {name!r}; use local or ray")
+
+
 def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
             max_time: float | None = None, target: float | None = None,
-            events: Events | None = None, summarize: bool = True) -> RunResult:
+            events: Events | None = None, summarize: bool = True,
+            executor: str = "local", ray_address: str | None = None) -> RunResult:
     """Run (or continue) ``run`` until it stops; Ctrl-C stops it cleanly.
 
     The first SIGINT stops proposing and cancels running evaluations (they stay
@@ -109,8 +126,8 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
     n_workers = workers or config.workers
 
     async def main() -> RunResult:
-        executor = LocalExecutor(n_workers, config.evaluator.isolation)
-        evo = Evolution(problem, storage, run, executor, config, max_time=max_time,
+        runner = make_executor(executor, n_workers, config, ray_address)
+        evo = Evolution(problem, storage, run, runner, config, max_time=max_time,
                         target=target, events=events)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -128,6 +145,6 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
                 loop.remove_signal_handler(signal.SIGTERM)
-            await executor.close()
+            await runner.close()
 
     return asyncio.run(main())
