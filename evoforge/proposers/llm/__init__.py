@@ -1,0 +1,1 @@
+"""The LLM proposer: prompts, OpenAI-compatible clients, reply parsing and applying."""
