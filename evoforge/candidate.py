@@ -17,6 +17,7 @@ class Status(StrEnum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     DUPLICATE = "duplicate"
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Candidate:
         eval_seconds: wall-clock seconds of the evaluation.
         functional_hash: hash of the outputs on the problem's probe inputs, if probed.
         stages: per cascade stage: its metrics and seconds.
+        model: the model that wrote it (LLM proposals).
+        cost: dollars spent on its proposal.
     """
 
     id: int
@@ -62,6 +65,8 @@ class Candidate:
     eval_seconds: float | None = None
     functional_hash: str | None = None
     stages: list[dict[str, Any]] | None = None
+    model: str | None = None
+    cost: float | None = None
 
 
 def normalized_hash(code: str) -> str:

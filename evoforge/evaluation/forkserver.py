@@ -42,6 +42,11 @@ from evoforge.evaluation.child import (
 )
 
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
+
+
+def _terminate(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _become_subreaper() -> bool:
@@ -198,6 +203,10 @@ def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | 
 def serve(evaluator_path: str, network: bool, max_processes: int, scratch: str) -> None:
     """Answer requests on stdin until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    # if the parent dies without closing our stdin, stop anyway (and clean up)
+    signal.signal(signal.SIGTERM, _terminate)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     # the protocol keeps its own descriptors; fds 0 and 1 go to /dev/null so that an
     # evaluator printing at import cannot corrupt it
     requests = os.fdopen(os.dup(0), "r")

@@ -20,12 +20,28 @@ class Proposal:
         operator: name of what produced it, the bandit arm it is credited to.
         parent_ids: ids of the candidates it was derived from, main parent first.
         meta: proposer-specific data handed back in :meth:`Proposer.feedback`.
+        model: the model that wrote it (LLM proposals).
+        prompt_tokens: prompt tokens spent on it.
+        completion_tokens: completion tokens spent on it.
+        cost: dollars spent on it (None: unknown or free).
+        rejected: why it cannot be evaluated (a reply that did not apply); ``code`` is
+            then the parent's, and the proposal is stored as rejected.
     """
 
     code: str
     operator: str
     parent_ids: list[int]
     meta: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    rejected: str | None = None
+
+    def usage(self) -> dict[str, Any]:
+        """The model-usage columns stored with the candidate."""
+        return {"model": self.model, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cost": self.cost}
 
 
 class Proposer(ABC):
@@ -44,8 +60,18 @@ class Proposer(ABC):
           as a JSON-able dict, so that ``resume`` continues where it stopped.
     """
 
+    asynchronous = False
+    """True for proposers whose :meth:`propose_async` waits (LLMs): the loop then runs
+    proposals concurrently, like evaluations."""
+
     def __init__(self, template: Template) -> None:
         self.template = template
+
+    async def propose_async(
+        self, parent: Candidate, inspirations: list[Candidate], rng: random.Random
+    ) -> Proposal | None:
+        """Like :meth:`propose`, for proposers that wait on I/O (default: propose)."""
+        return self.propose(parent, inspirations, rng)
 
     @abstractmethod
     def propose(

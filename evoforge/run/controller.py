@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from evoforge.archive import Archive, FeatureSpace
 from evoforge.candidate import Candidate, Status, normalized_hash
@@ -44,6 +44,8 @@ class Progress:
         failed: evaluations that failed.
         timeouts: evaluations that timed out.
         duplicates: proposals skipped as duplicates.
+        rejected: proposals rejected before evaluation (a reply that did not apply,
+            or too similar to an earlier candidate).
         best_score: best objective value so far.
         initial_score: the initial program's objective value.
         evals_per_second: evaluations per second in this session.
@@ -56,6 +58,7 @@ class Progress:
     failed: int = 0
     timeouts: int = 0
     duplicates: int = 0
+    rejected: int = 0
     best_score: float | None = None
     initial_score: float | None = None
     evals_per_second: float = 0.0
@@ -78,6 +81,16 @@ class _Pending:
     candidate: Candidate
     parent_fitness: float | None
     proposal: Proposal | None
+
+
+class NoveltyChecker(Protocol):
+    """What the loop needs of a novelty gate (see ``evoforge.proposers.llm.novelty``)."""
+
+    def add(self, candidate_id: int, code: str) -> None:
+        """Remember an evaluated candidate."""
+
+    def check(self, code: str) -> tuple[int, float] | None:
+        """(id, similarity) of a stored near-twin of ``code``, or None."""
 
 
 class Events:
@@ -132,7 +145,8 @@ class Evolution:
     def __init__(self, problem: Problem, storage: Storage, run: RunRecord, executor: Executor,
                  config: RunConfig, *, max_time: float | None = None,
                  target: float | None = None, events: Events | None = None,
-                 proposer: Proposer | None = None) -> None:
+                 proposer: Proposer | None = None, max_cost: float | None = None,
+                 novelty: NoveltyChecker | None = None) -> None:
         self.problem = problem
         self.storage = storage
         self.run = run
@@ -140,6 +154,9 @@ class Evolution:
         self.config = config
         self.max_time = max_time
         self.target = target
+        self.max_cost = max_cost
+        self.cost_spent = 0.0
+        self.novelty = novelty
         self.events = events or Events()
         self.proposer = proposer or MutationProposer(problem.template, config.mutation)
         self.features = FeatureSpace(config.database, problem.initial_program)
@@ -173,7 +190,9 @@ class Evolution:
         p.failed = counts.get(Status.FAILED, 0)
         p.timeouts = counts.get(Status.TIMEOUT, 0)
         p.duplicates = counts.get(Status.DUPLICATE, 0)
+        p.rejected = counts.get(Status.REJECTED, 0)
         p.evaluated = p.ok + p.failed + p.timeouts
+        self.cost_spent = self.storage.usage(self.run.id)["cost"]
         self._hashes = self.storage.code_hashes(self.run.id)
         self._func_hashes = self.storage.functional_hashes(self.run.id)
         self._next_seq = self.storage.next_seq(self.run.id)
@@ -183,8 +202,10 @@ class Evolution:
             if cand.status == Status.PENDING:
                 self._requeue.append(cand)
                 continue
-            if cand.status == Status.DUPLICATE:
+            if cand.status in (Status.DUPLICATE, Status.REJECTED):
                 continue
+            if self.novelty is not None:
+                self.novelty.add(cand.id, cand.code)
             done += 1
             if cand.status == Status.OK:
                 self._place(cand)
@@ -209,17 +230,21 @@ class Evolution:
 
     # ------------------------------------------------------------- proposals
     def _new_candidate(self, *, island: int, parent_ids: list[int], operator: str, code: str,
-                       code_hash: str) -> Candidate:
+                       code_hash: str, proposal: Proposal | None = None,
+                       status: Status | None = None, duplicate_of: int | None = None,
+                       error: str | None = None) -> Candidate:
         seq = self._next_seq
         self._next_seq += 1
-        duplicate_of = self._hashes.get(code_hash)
-        status = Status.DUPLICATE if duplicate_of is not None else Status.PENDING
+        if status is None:
+            duplicate_of = self._hashes.get(code_hash)
+            status = Status.DUPLICATE if duplicate_of is not None else Status.PENDING
+        usage = proposal.usage() if proposal is not None else {}
         cid = self.storage.add_candidate(
             self.run.id, seq=seq, island=island, parent_ids=parent_ids, operator=operator,
             code=code, code_hash=code_hash, status=status, seed=self.run.seed,
-            duplicate_of=duplicate_of,
+            duplicate_of=duplicate_of, error=error, **usage,
         )
-        if duplicate_of is None:
+        if status == Status.PENDING:
             self._hashes[code_hash] = cid
         return Candidate(id=cid, seq=seq, island=island, parent_ids=tuple(parent_ids),
                          operator=operator, code=code, code_hash=code_hash, status=status,
@@ -267,29 +292,78 @@ class Evolution:
             return None
         return _Pending(cand, base.fitness, None)
 
+    def _select(self) -> tuple[int, Candidate, list[Candidate]]:
+        island = self._next_seq % self.config.database.num_islands
+        parent = self.archive.sample_parent(island, self.rng)
+        return island, parent, self.archive.inspirations(island, parent, self.rng)
+
     def _propose(self) -> _Pending | None:
-        """Make one proposal; None when it was a duplicate or nothing came out."""
+        """Make one proposal now (model-free); None when it was a duplicate or nothing."""
         self._start_simplify()
         if self._simplify_queue:
             return self._propose_simplification()
-        island = self._next_seq % self.config.database.num_islands
-        parent = self.archive.sample_parent(island, self.rng)
-        inspirations = self.archive.inspirations(island, parent, self.rng)
-        proposal = self.proposer.propose(parent, inspirations, self.rng)
+        island, parent, inspirations = self._select()
+        return self._register(island, parent, self.proposer.propose(parent, inspirations,
+                                                                     self.rng))
+
+    async def _propose_later(self, island: int, parent: Candidate,
+                             inspirations: list[Candidate],
+                             rng: random.Random) -> tuple[_Pending, dict[str, Any]] | None:
+        """Ask an asynchronous proposer (an LLM), then evaluate what it proposed."""
+        proposal = await self.proposer.propose_async(parent, inspirations, rng)
+        pending = self._register(island, parent, proposal)
+        if pending is None:
+            return None
+        return await self._evaluate(pending)
+
+    def _register(self, island: int, parent: Candidate,
+                  proposal: Proposal | None) -> _Pending | None:
+        """Store a proposal: pending, or at once a duplicate or rejected one (None)."""
         if proposal is None:
             self._idle += 1
             return None
+        self.cost_spent += proposal.cost or 0.0
+        if proposal.rejected is not None:
+            self._new_candidate(island=island, parent_ids=proposal.parent_ids,
+                                operator=proposal.operator, code=proposal.code,
+                                code_hash=normalized_hash(proposal.code), proposal=proposal,
+                                status=Status.REJECTED, error=proposal.rejected)
+            self._not_evaluated(proposal, parent, rejected=True)
+            return None
+        code_hash = normalized_hash(proposal.code)
+        twin = self._novelty_twin(proposal)
+        if twin is not None and code_hash not in self._hashes:
+            twin_id, similarity = twin
+            self._new_candidate(island=island, parent_ids=proposal.parent_ids,
+                                operator=proposal.operator, code=proposal.code,
+                                code_hash=code_hash, proposal=proposal,
+                                status=Status.REJECTED, duplicate_of=twin_id,
+                                error=f"novelty: {similarity:.3f} similar to candidate {twin_id}")
+            self._not_evaluated(proposal, parent, rejected=True)
+            return None
         cand = self._new_candidate(island=island, parent_ids=proposal.parent_ids,
                                    operator=proposal.operator, code=proposal.code,
-                                   code_hash=normalized_hash(proposal.code))
+                                   code_hash=code_hash, proposal=proposal)
         if cand.status == Status.DUPLICATE:
-            self._idle += 1
-            self.progress.duplicates += 1
-            self.proposer.feedback(proposal, parent.fitness, None)
-            self.events.progress(self.progress)
+            self._not_evaluated(proposal, parent, rejected=False)
             return None
         self._idle = 0
         return _Pending(cand, parent.fitness, proposal)
+
+    def _not_evaluated(self, proposal: Proposal, parent: Candidate, *,
+                       rejected: bool) -> None:
+        self._idle += 1
+        if rejected:
+            self.progress.rejected += 1
+        else:
+            self.progress.duplicates += 1
+        self.proposer.feedback(proposal, parent.fitness, None)
+        self.events.progress(self.progress)
+
+    def _novelty_twin(self, proposal: Proposal) -> tuple[int, float] | None:
+        if self.novelty is None or not proposal.operator.startswith("llm"):
+            return None
+        return self.novelty.check(proposal.code)
 
     # ------------------------------------------------------------ evaluation
     def _job(self, code: str, function: str = "evaluate") -> EvalJob:
@@ -429,6 +503,8 @@ class Evolution:
         p = self.progress
         p.evaluated += 1
         previous_best = self._best
+        if self.novelty is not None:
+            self.novelty.add(cand.id, cand.code)
         if cand.status == Status.OK:
             p.ok += 1
             self._place(cand)
@@ -471,6 +547,8 @@ class Evolution:
             p.best_score >= self.target if self.config.maximize else p.best_score <= self.target
         ):
             self._stop_reason = "target"
+        elif self.max_cost is not None and self.cost_spent >= self.max_cost:
+            self._stop_reason = "cost"
         elif self._idle >= MAX_IDLE_PROPOSALS:
             self._stop_reason = "stalled (only duplicates or no proposals)"
 
@@ -485,7 +563,8 @@ class Evolution:
         deadline = started + self.max_time if self.max_time is not None else None
         session_evals = 0
         self.storage.update_run(self.run.id, status="running")
-        in_flight: dict[asyncio.Task[tuple[_Pending, dict[str, Any]]], _Pending] = {}
+        in_flight: dict[asyncio.Task[tuple[_Pending, dict[str, Any]] | None], int] = {}
+        dispatched = 0
         try:
             if self._next_seq == 0:
                 code = self.problem.initial_program
@@ -497,16 +576,24 @@ class Evolution:
                 while self._stop_reason is None and len(in_flight) < self.executor.max_workers:
                     if self.progress.evaluated + len(in_flight) >= self.run.budget:
                         break
+                    task: asyncio.Task[tuple[_Pending, dict[str, Any]] | None] | None = None
                     if self._requeue:
                         cand = self._requeue.pop(0)
-                        pending: _Pending | None = _Pending(cand, None, None)
+                        task = asyncio.ensure_future(self._evaluate(_Pending(cand, None, None)))
                     elif self._initial is None:
                         break  # wait for the initial program before mutating it
+                    elif self.proposer.asynchronous:
+                        island, parent, inspirations = self._select()
+                        rng = random.Random(self.rng.getrandbits(64))
+                        task = asyncio.ensure_future(
+                            self._propose_later(island, parent, inspirations, rng))
                     else:
                         pending = self._propose()
-                    if pending is not None:
-                        task = asyncio.ensure_future(self._evaluate(pending))
-                        in_flight[task] = pending
+                        if pending is not None:
+                            task = asyncio.ensure_future(self._evaluate(pending))
+                    if task is not None:
+                        in_flight[task] = dispatched
+                        dispatched += 1
                     self._check_stop(deadline)
                 if not in_flight:
                     break
@@ -514,9 +601,12 @@ class Evolution:
                 wait = None if deadline is None else max(deadline - time.monotonic(), 0.01)
                 done, _ = await asyncio.wait(in_flight, timeout=wait,
                                              return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=lambda t: in_flight[t].candidate.seq):
-                    pending_done, fields = task.result()
-                    del in_flight[task]
+                for finished in sorted(done, key=lambda t: in_flight[t]):
+                    result = finished.result()
+                    del in_flight[finished]
+                    if result is None:
+                        continue
+                    pending_done, fields = result
                     cand = self._finish(pending_done, fields)
                     session_evals += 1
                     if cand.seq == 0 and cand.status != Status.OK:
@@ -529,11 +619,11 @@ class Evolution:
                 if self._stop_reason is not None and in_flight:
                     break
         finally:
-            for task in in_flight:
-                task.cancel()
-            for task in in_flight:
+            for running in in_flight:
+                running.cancel()
+            for running in in_flight:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                    await running
             self.progress.running = 0
             elapsed = time.monotonic() - started
             self.storage.update_run(

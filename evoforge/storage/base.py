@@ -85,7 +85,9 @@ class Storage(ABC):
     def add_candidate(self, run_id: int, *, seq: int, island: int, parent_ids: list[int],
                       operator: str, code: str, code_hash: str, status: Status,
                       seed: int | None = None, duplicate_of: int | None = None,
-                      error: str | None = None) -> int:
+                      error: str | None = None, model: str | None = None,
+                      prompt_tokens: int = 0, completion_tokens: int = 0,
+                      cost: float | None = None) -> int:
         """Store a new proposal; returns its id."""
 
     @abstractmethod
@@ -117,6 +119,14 @@ class Storage(ABC):
     @abstractmethod
     def functional_hashes(self, run_id: int) -> dict[str, int]:
         """functional hash -> id of the first evaluated (ok or failed) candidate with it."""
+
+    @abstractmethod
+    def usage(self, run_id: int) -> dict[str, float]:
+        """Model usage summed over a run: cost, prompt_tokens, completion_tokens."""
+
+    @abstractmethod
+    def model_stats(self, run_id: int) -> dict[str, dict[str, dict[str, float]]]:
+        """model -> operator (proposal mode) -> status counts, tokens and cost."""
 
     @abstractmethod
     def functional_stats(self, run_id: int) -> dict[str, float]:

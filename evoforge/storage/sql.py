@@ -149,13 +149,15 @@ class SQLStorage(Storage):
             features=m["features"] or {}, artifacts=m["artifacts"] or {},
             error=m["error"], duplicate_of=m["duplicate_of"],
             eval_seconds=m["eval_seconds"], functional_hash=m["functional_hash"],
-            stages=m["stages"],
+            stages=m["stages"], model=m["model"], cost=m["cost"],
         )
 
     def add_candidate(self, run_id: int, *, seq: int, island: int, parent_ids: list[int],
                       operator: str, code: str, code_hash: str, status: Status,
                       seed: int | None = None, duplicate_of: int | None = None,
-                      error: str | None = None) -> int:
+                      error: str | None = None, model: str | None = None,
+                      prompt_tokens: int = 0, completion_tokens: int = 0,
+                      cost: float | None = None) -> int:
         now = time.time()
         finished = None if status == Status.PENDING else now
         try:
@@ -164,7 +166,8 @@ class SQLStorage(Storage):
                     run_id=run_id, seq=seq, island=island, parent_ids=list(parent_ids),
                     operator=operator, code=code, code_hash=code_hash, status=str(status),
                     seed=seed, duplicate_of=duplicate_of, error=error, created_at=now,
-                    finished_at=finished,
+                    finished_at=finished, model=model, prompt_tokens=prompt_tokens or None,
+                    completion_tokens=completion_tokens or None, cost=cost,
                 ))
                 key = result.inserted_primary_key
         except sa.exc.IntegrityError as exc:
@@ -251,6 +254,35 @@ class SQLStorage(Storage):
                  .group_by(candidates.c.functional_hash))
         with self.engine.connect() as conn:
             return {h: int(i) for h, i in conn.execute(query).all()}
+
+    def usage(self, run_id: int) -> dict[str, float]:
+        c = candidates.c
+        query = sa.select(sa.func.coalesce(sa.func.sum(c.cost), 0.0),
+                          sa.func.coalesce(sa.func.sum(c.prompt_tokens), 0),
+                          sa.func.coalesce(sa.func.sum(c.completion_tokens), 0)
+                          ).where(c.run_id == run_id)
+        with self.engine.connect() as conn:
+            cost, prompt, completion = conn.execute(query).one()
+        return {"cost": float(cost), "prompt_tokens": int(prompt),
+                "completion_tokens": int(completion)}
+
+    def model_stats(self, run_id: int) -> dict[str, dict[str, dict[str, float]]]:
+        c = candidates.c
+        query = (sa.select(c.model, c.operator, c.status, sa.func.count(),
+                           sa.func.coalesce(sa.func.sum(c.prompt_tokens), 0),
+                           sa.func.coalesce(sa.func.sum(c.completion_tokens), 0),
+                           sa.func.coalesce(sa.func.sum(c.cost), 0.0))
+                 .where(c.run_id == run_id, c.model.is_not(None))
+                 .group_by(c.model, c.operator, c.status))
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        with self.engine.connect() as conn:
+            for model, op, status, n, p_tok, c_tok, cost in conn.execute(query).all():
+                entry = out.setdefault(model, {}).setdefault(op, {})
+                entry[status] = entry.get(status, 0) + int(n)
+                for key, value in (("prompt_tokens", p_tok), ("completion_tokens", c_tok),
+                                   ("cost", cost)):
+                    entry[key] = entry.get(key, 0) + float(value)
+        return out
 
     def functional_stats(self, run_id: int) -> dict[str, float]:
         dup = candidates.alias("dup")

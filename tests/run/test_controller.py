@@ -50,7 +50,10 @@ def _scripted_run(tmp_path: Path, bodies: list[str], budget: int,
     async def main() -> None:
         evo = Evolution(problem, storage, run, LocalExecutor(workers), config,
                         proposer=proposer)
-        await evo.run_session()
+        try:
+            await evo.run_session()
+        finally:
+            await evo.executor.close()
 
     asyncio.run(main())
     return storage, run.id, proposer

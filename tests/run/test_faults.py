@@ -46,8 +46,8 @@ def faults(port: int, outside: Path, marker: str) -> dict[str, tuple[str, Status
     return {
         "segfault": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)",
                      Status.FAILED, "SIGSEGV"),
-        "infinite loop": ("while True:\n    pass", Status.TIMEOUT, "timed out after 3 s"),
-        "unbounded allocation": ("chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))",
+        "infinite loop": ("while True:\n    pass", Status.TIMEOUT, "timed out after 8 s"),
+        "unbounded allocation": ("chunks = []\nwhile True:\n    chunks.append(bytearray(10**8))",
                                  Status.FAILED, "out of memory"),
         "fork bomb": ("import os\nwhile True:\n    os.fork()", Status.FAILED,
                       "limit of 32 processes"),
@@ -99,7 +99,7 @@ def test_every_fault_is_stored_with_its_reason_and_nothing_is_left(tmp_path: Pat
     record = create_run(storage, problem, budget=len(cases) + 1)
     config = RunConfig.model_validate(record.config)
     config = config.model_copy(update={"evaluator": config.evaluator.model_copy(
-        update={"timeout": 3.0, "memory_mb": 512, "max_processes": 32, "file_mb": 16})})
+        update={"timeout": 8.0, "memory_mb": 512, "max_processes": 32, "file_mb": 16})})
     evo = Evolution(problem, storage, record, LocalExecutor(2), config,
                     proposer=Scripted(problem.template, bodies))
 
