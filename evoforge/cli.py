@@ -34,6 +34,11 @@ ExecutorOpt = Annotated[str, typer.Option(
     "--executor", help="Where evaluations run: local, or ray (pip install 'evoforge[ray]').")]
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="Ray cluster address (default: a local Ray instance).")]
+LLMOpt = Annotated[list[str] | None, typer.Option(
+    "--llm", help="A model, repeatable: openai:MODEL, http://HOST:PORT/v1:MODEL, "
+                  "local:smollm2.")]
+MaxCostOpt = Annotated[float | None, typer.Option(
+    "--max-cost", help="Stop cleanly once the models cost this many US dollars.")]
 
 
 class CLIError(Exception):
@@ -91,7 +96,7 @@ def _find_run(storage: Storage, name: str | None) -> RunRecord:
 
 def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time: float | None,
              target: float | None, executor: str = "local",
-             ray_address: str | None = None) -> RunResult:
+             ray_address: str | None = None, max_cost: float | None = None) -> RunResult:
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.completed}/{task.total} evals"),
@@ -106,7 +111,8 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
         events = _ProgressEvents(bar, task)
         try:
             return execute(storage, run, workers=workers, max_time=max_time, target=target,
-                           events=events, executor=executor, ray_address=ray_address)
+                           events=events, executor=executor, ray_address=ray_address,
+                           max_cost=max_cost)
         except RunError as exc:
             raise CLIError(str(exc)) from None
 
@@ -149,6 +155,8 @@ def run(
     run_name: Annotated[str | None, typer.Option("--run-name", help="Name the run.")] = None,
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
+    llm: LLMOpt = None,
+    max_cost: MaxCostOpt = None,
 ) -> None:
     """Evolve PROBLEM (a folder or a built-in name) until a budget stops it."""
     try:
@@ -160,13 +168,13 @@ def run(
     store = _open(storage)
     try:
         record = create_run(store, prob, run_name=run_name, budget=budget, seed=seed,
-                            workers=workers)
+                            workers=workers, llm=llm)
     except StorageError as exc:
         raise CLIError(str(exc)) from None
     console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "
                   f"seed {record.seed}, storage {storage}")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
-                      executor=executor, ray_address=ray_address)
+                      executor=executor, ray_address=ray_address, max_cost=max_cost)
     _print_result(record, result)
 
 
@@ -181,6 +189,7 @@ def resume(
     storage: StorageOpt = DEFAULT_URL,
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
+    max_cost: MaxCostOpt = None,
 ) -> None:
     """Continue a run where it stopped (after a budget, Ctrl-C or a crash)."""
     store = _open(storage)
@@ -192,8 +201,29 @@ def resume(
         record = _find_run(store, record.name)
     console.print(f"resuming run [bold]{record.name}[/] up to {record.budget} evaluations")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
-                      executor=executor, ray_address=ray_address)
+                      executor=executor, ray_address=ray_address, max_cost=max_cost)
     _print_result(record, result)
+
+
+def _model_table(store: Storage, record: RunRecord) -> dict[str, Any]:
+    """Per model: tokens, cost, retries, and the apply success rate per mode."""
+    clients = (record.proposer_stats or {}).get("clients") or {}
+    out: dict[str, Any] = {}
+    for model, by_mode in store.model_stats(record.id).items():
+        entry: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0,
+                                 "retries": (clients.get(model) or {}).get("retries", 0),
+                                 "modes": {}}
+        for mode, row in by_mode.items():
+            proposed = sum(int(v) for k, v in row.items() if k in {s.value for s in Status})
+            rejected = int(row.get(Status.REJECTED, 0))
+            entry["modes"][mode] = {"proposed": proposed, "applied": proposed - rejected,
+                                    "apply_rate": (proposed - rejected) / proposed
+                                    if proposed else None,
+                                    "ok": int(row.get(Status.OK, 0))}
+            for key in ("prompt_tokens", "completion_tokens", "cost"):
+                entry[key] += row.get(key, 0)
+        out[model] = entry
+    return out
 
 
 def status_dict(store: Storage, record: RunRecord) -> dict[str, Any]:
@@ -237,6 +267,8 @@ def status_dict(store: Storage, record: RunRecord) -> dict[str, Any]:
         "baselines": summary.get("baselines"),
         "stop_reason": summary.get("stop_reason"),
         "functional_hashing": store.functional_stats(record.id),
+        "rejected": counts.get(Status.REJECTED, 0),
+        "models": _model_table(store, record),
         "operators": operators,
     }
 
@@ -273,6 +305,22 @@ def status(
     for name, scores in (info["baselines"] or {}).items():
         console.print(f"baseline {name}: train {_fmt(scores.get('train'))}, test "
                       f"{_fmt(scores.get('test'))}")
+    if info["models"]:
+        models = Table(title="models")
+        for col in ("model", "mode", "proposed", "applied", "apply rate", "ok",
+                    "tokens in/out", "cost $", "retries"):
+            models.add_column(col)
+        for model, entry in info["models"].items():
+            first = True
+            for mode, row in entry["modes"].items():
+                models.add_row(
+                    model if first else "", mode, str(row["proposed"]), str(row["applied"]),
+                    _fmt(row["apply_rate"], 2), str(row["ok"]),
+                    f"{int(entry['prompt_tokens'])}/{int(entry['completion_tokens'])}"
+                    if first else "", _fmt(entry["cost"], 4) if first else "",
+                    str(entry["retries"]) if first else "")
+                first = False
+        console.print(models)
     table = Table(title="operators")
     for col in ("operator", "proposed", "ok", "failed", "timeout", "duplicate",
                 "improved/pull"):

@@ -80,9 +80,11 @@ class Proposer(ABC):
         """Derive a new program from ``parent`` (and maybe ``inspirations``)."""
 
     def feedback(  # noqa: B027 - an optional hook, empty on purpose
-        self, proposal: Proposal, parent_fitness: float | None, child_fitness: float | None
+        self, proposal: Proposal, parent_fitness: float | None, child_fitness: float | None,
+        error: str | None = None,
     ) -> None:
-        """Learn from an outcome; ``child_fitness`` is None when it failed."""
+        """Learn from an outcome; ``child_fitness`` is None when it failed (``error`` says
+        why, when it was evaluated)."""
 
     def stats(self) -> dict[str, Any]:
         """JSON-able statistics (for example per-operator counts)."""

@@ -513,7 +513,8 @@ class Evolution:
         else:
             p.failed += 1
         if pending.proposal is not None:
-            self.proposer.feedback(pending.proposal, pending.parent_fitness, cand.fitness)
+            self.proposer.feedback(pending.proposal, pending.parent_fitness, cand.fitness,
+                                   cand.error)
         self.archive.on_evaluated(p.evaluated, self.rng)
         self._since_simplify += 1
         self._simplified_ok(cand)

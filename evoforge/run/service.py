@@ -9,10 +9,16 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from evoforge.config import RunConfig
+from pydantic import ValidationError
+
+from evoforge.config import LLMModelConfig, RunConfig
 from evoforge.executors.base import Executor
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem.loader import Problem, ProblemError, load_problem
+from evoforge.proposers.llm.backend import Backend
+from evoforge.proposers.llm.novelty import NoveltyGate
+from evoforge.proposers.llm.proposer import LLMProposer, parse_llm_spec, specs_from_config
+from evoforge.proposers.llm.types import LLMError
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.controller import Events, Evolution, RunError, RunResult
 from evoforge.storage.base import RunRecord, Storage
@@ -29,9 +35,20 @@ def default_run_name(storage: Storage, problem: str) -> str:
 
 def create_run(storage: Storage, problem: Problem, *, run_name: str | None = None,
                budget: int | None = None, seed: int | None = None,
-               workers: int | None = None) -> RunRecord:
-    """Create a run for ``problem``; command-line values override its config."""
+               workers: int | None = None, llm: list[str] | None = None) -> RunRecord:
+    """Create a run for ``problem``; command-line values override its config.
+
+    ``llm`` holds ``--llm`` specs; they replace the config's models and are stored
+    with the run, so ``resume`` uses the same models.
+    """
     overrides: dict[str, Any] = {}
+    if llm:
+        try:
+            specs = [parse_llm_spec(spec) for spec in llm]
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+        models = [LLMModelConfig.model_validate(s.model_dump()) for s in specs]
+        overrides["llm"] = problem.config.llm.model_copy(update={"models": models})
     if budget is not None:
         overrides["max_iterations"] = budget
     if seed is not None:
@@ -43,10 +60,11 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
         # OpenEvolve's "no seed": draw one, and store it so the run can be replayed
         config = config.model_copy(update={"random_seed": secrets.randbelow(2**31)})
     assert config.random_seed is not None
-    try:  # a bad mutation section fails here, before a run is stored
+    try:  # a bad mutation or llm section fails here, before a run is stored
         MutationProposer(problem.template, config.mutation)
-    except ValueError as exc:
-        raise RunError(f"{problem.path / 'config.yaml'}: {exc}") from None
+        specs_from_config(config)
+    except (ValueError, ValidationError) as exc:
+        raise RunError(f"{problem.path / 'config.yaml'}: {exc}".splitlines()[0]) from None
     return storage.create_run(
         name=run_name or default_run_name(storage, problem.name),
         problem=problem.name,
@@ -115,7 +133,8 @@ def make_executor(name: str, workers: int, config: RunConfig,
 def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
             max_time: float | None = None, target: float | None = None,
             events: Events | None = None, summarize: bool = True,
-            executor: str = "local", ray_address: str | None = None) -> RunResult:
+            executor: str = "local", ray_address: str | None = None,
+            max_cost: float | None = None) -> RunResult:
     """Run (or continue) ``run`` until it stops; Ctrl-C stops it cleanly.
 
     The first SIGINT stops proposing and cancels running evaluations (they stay
@@ -125,10 +144,28 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
     config = RunConfig.model_validate(run.config)
     n_workers = workers or config.workers
 
+    specs = specs_from_config(config)
+
     async def main() -> RunResult:
+        backend: Backend | None = None
+        proposer: LLMProposer | None = None
+        novelty: NoveltyGate | None = None
+        if specs:
+            # fail fast: a missing key or an unreachable endpoint stops us before any work
+            try:
+                backend = Backend(specs)
+                await backend.check()
+            except LLMError as exc:
+                if backend is not None:
+                    await backend.close()
+                raise RunError(str(exc)) from None
+            proposer = LLMProposer(problem.template, config, specs, backend, problem.path)
+            threshold = float((config.llm.model_extra or {}).get("novelty_threshold", 0.95))
+            novelty = NoveltyGate(threshold=threshold)
         runner = make_executor(executor, n_workers, config, ray_address)
         evo = Evolution(problem, storage, run, runner, config, max_time=max_time,
-                        target=target, events=events)
+                        target=target, events=events, proposer=proposer,
+                        max_cost=max_cost, novelty=novelty)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, evo.request_stop, "interrupted")
@@ -146,5 +183,7 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
                 loop.remove_signal_handler(signal.SIGINT)
                 loop.remove_signal_handler(signal.SIGTERM)
             await runner.close()
+            if backend is not None:
+                await backend.close()
 
     return asyncio.run(main())

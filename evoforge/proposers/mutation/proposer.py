@@ -137,6 +137,11 @@ class MutationProposer(Proposer):
             return self._outside
         return names_bound_outside(self.template, code)
 
+    def propose_with(self, operators: list[str], parent: Candidate,
+                     inspirations: list[Candidate], rng: random.Random) -> Proposal | None:
+        """Like :meth:`propose`, drawing only among ``operators``."""
+        return self._propose(parent, inspirations, rng, operators)
+
     def propose(
         self, parent: Candidate, inspirations: list[Candidate], rng: random.Random
     ) -> Proposal | None:
@@ -150,6 +155,10 @@ class MutationProposer(Proposer):
         Returns:
             The proposal, or None when no operator produced a valid change.
         """
+        return self._propose(parent, inspirations, rng, self.operators)
+
+    def _propose(self, parent: Candidate, inspirations: list[Candidate],
+                 rng: random.Random, operators: list[str]) -> Proposal | None:
         try:
             regions = extract_regions(self.template, parent.code)
         except BlockError:
@@ -159,7 +168,7 @@ class MutationProposer(Proposer):
         excluded: set[str] = set()
         failures: dict[str, int] = {}
         for _ in range(self.max_attempts):
-            allowed = [op for op in self.operators if op not in excluded]
+            allowed = [op for op in operators if op not in excluded]
             if not allowed:
                 break
             op = self.bandit.select(rng, allowed)
@@ -215,7 +224,7 @@ class MutationProposer(Proposer):
         return code
 
     def feedback(self, proposal: Proposal, parent_fitness: float | None,
-                 child_fitness: float | None) -> None:
+                 child_fitness: float | None, error: str | None = None) -> None:
         """Reward the operator with 1.0 if the child beat its parent, else 0.0.
 
         For ``tune`` also adapt the parent's step size (1/5th success rule:

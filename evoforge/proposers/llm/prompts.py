@@ -1,0 +1,118 @@
+"""Prompts for the LLM proposer, built from template files a problem may override.
+
+Templates are plain text files with ``$name`` placeholders (``string.Template``, so
+braces in code need no escaping). The built-in ones live next to this module in
+``templates/``; a problem overrides any of them with a file of the same name in its
+own ``prompts/`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from evoforge.candidate import Candidate
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+NAMES = ("system", "context", "diff", "rewrite", "crossover", "plan", "implement")
+
+# how much of each artifact reaches the prompt
+_ARTIFACT_CHARS = 1500
+_FEEDBACK_KEYS = ("feedback", "profile", "error", "traceback", "stderr")
+
+
+def _metrics_text(cand: Candidate) -> str:
+    if not cand.metrics:
+        return "(none)"
+    return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in sorted(cand.metrics.items()))
+
+
+def _tail(value: Any, chars: int = _ARTIFACT_CHARS) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= chars else "..." + text[-chars:]
+
+
+class PromptBuilder:
+    """Builds chat messages for each proposal mode.
+
+    Args:
+        problem_dir: the problem folder (its ``prompts/`` overrides templates).
+        system_message: the problem's system message (config ``system_message``).
+        objective: the objective metric's name.
+        maximize: its direction.
+    """
+
+    def __init__(self, problem_dir: Path | None, system_message: str | None, objective: str,
+                 maximize: bool) -> None:
+        self.templates: dict[str, Template] = {}
+        for name in NAMES:
+            override = problem_dir / "prompts" / f"{name}.txt" if problem_dir else None
+            path = override if override is not None and override.exists() else (
+                TEMPLATES / f"{name}.txt")
+            self.templates[name] = Template(path.read_text())
+        self.system_message = system_message or ""
+        self.objective = objective
+        self.direction = "higher is better" if maximize else "lower is better"
+
+    def _fill(self, name: str, **values: Any) -> str:
+        base = {"objective": self.objective, "direction": self.direction}
+        return self.templates[name].safe_substitute(base, **values).strip() + "\n"
+
+    def context(self, parent: Candidate, inspirations: list[Candidate],
+                failures: list[tuple[str, str]]) -> str:
+        """The shared part: parent program, its metrics and feedback, examples, failures."""
+        feedback = ""
+        notes = [f"{key}:\n{_tail(parent.artifacts[key])}" for key in _FEEDBACK_KEYS
+                 if parent.artifacts.get(key)]
+        if notes:
+            feedback = "\n# Feedback from the evaluator on this program\n" + "\n".join(notes) + "\n"
+        examples = ""
+        if inspirations:
+            parts = [f"## Program {i + 1} ({_metrics_text(c)})\n```python\n{c.code}\n```"
+                     for i, c in enumerate(inspirations)]
+            examples = ("\n# Other programs of the archive, for inspiration\n"
+                        + "\n".join(parts) + "\n")
+        failed = ""
+        if failures:
+            parts = [f"- {reason}\n```\n{_tail(snippet, 600)}\n```" for snippet, reason in failures]
+            failed = "\n# Recent attempts that failed, and why\n" + "\n".join(parts) + "\n"
+        return self._fill("context", code=parent.code, metrics=_metrics_text(parent),
+                          feedback=feedback, inspirations=examples, failures=failed)
+
+    def messages(self, mode: str, parent: Candidate, inspirations: list[Candidate],
+                 failures: list[tuple[str, str]], *, other: Candidate | None = None,
+                 idea: str | None = None, num_ideas: int = 4) -> list[dict[str, str]]:
+        """Chat messages for ``mode``: diff, rewrite, crossover, plan or implement."""
+        context = self.context(parent, inspirations, failures)
+        if mode == "crossover":
+            assert other is not None
+            user = self._fill("crossover", context=context, other_code=other.code,
+                              other_metrics=_metrics_text(other))
+        elif mode == "implement":
+            user = self._fill("implement", context=context, idea=idea or "")
+        elif mode == "plan":
+            user = self._fill("plan", context=context, num_ideas=num_ideas)
+        else:
+            user = self._fill(mode, context=context)
+        system = self._fill("system", system_message=self.system_message)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def parse_ideas(text: str) -> list[str]:
+    """The numbered ideas of a plan reply (``1. ...``, ``2) ...``), in order."""
+    ideas: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        if re.match(r"^\s*(\d+)[.)]\s+", line):
+            if current:
+                ideas.append(" ".join(current).strip())
+            current = [re.sub(r"^\s*\d+[.)]\s+", "", line)]
+        elif current and line.strip():
+            current.append(line.strip())
+    if current:
+        ideas.append(" ".join(current).strip())
+    return [i for i in ideas if i]

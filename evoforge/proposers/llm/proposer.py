@@ -1,0 +1,293 @@
+"""The LLM proposer: one bandit over model-free operators and LLM modes, cost-aware models.
+
+Modes: ``llm:diff`` (SEARCH/REPLACE edits, the default for remote models),
+``llm:rewrite`` (the evolve regions in full), ``llm:crossover`` (combine two parents),
+``llm:plan`` (ask for several distinct ideas first, then implement one, as in
+PlanSearch). The same bandit that picks model-free operators picks among them,
+rewarded when the child beats its parent. Small local models do not write diffs, so
+for them ``llm:diff`` asks for a rewrite.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from pathlib import Path
+from typing import Any, Protocol
+
+from evoforge.candidate import Candidate
+from evoforge.config import RunConfig
+from evoforge.problem.blocks import Template
+from evoforge.proposers.bandit import Bandit
+from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.llm.apply import ApplyError, apply_diff, apply_rewrite
+from evoforge.proposers.llm.prompts import PromptBuilder, parse_ideas
+from evoforge.proposers.llm.types import Completion, LLMError, ModelSpec
+from evoforge.proposers.mutation import MutationProposer
+
+MODES = ("diff", "rewrite", "crossover", "plan")
+
+
+class ChatBackend(Protocol):
+    """What the proposer needs of a client: complete a chat for a model label."""
+
+    async def complete(self, model_label: str, messages: list[dict[str, Any]], *,
+                       temperature: float | None = None,
+                       max_tokens: int | None = None) -> Completion:
+        """One chat completion."""
+
+    def available_models(self) -> list[str]:
+        """Model labels that are not benched."""
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per-model request statistics."""
+
+
+class ModelBandit:
+    """Picks a model by improvement per dollar (per token when prices are unknown).
+
+    Thompson sampling: each model's improvement probability is drawn from its Beta
+    posterior, weighted by the model's configured weight, and divided by its mean
+    spend per proposal; untried models are tried first, in the configured order.
+    """
+
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self.specs = {s.label: s for s in specs}
+        self.priced = all(s.price_in is not None and s.price_out is not None for s in specs)
+        self.arms: dict[str, dict[str, float]] = {
+            s.label: {"pulls": 0.0, "improved": 0.0, "spent": 0.0} for s in specs}
+
+    def select(self, rng: random.Random, labels: list[str]) -> str:
+        """A model among ``labels``."""
+        for label in labels:
+            if self.arms[label]["pulls"] == 0:
+                return label
+        best, best_value = labels[0], -math.inf
+        for label in labels:
+            arm = self.arms[label]
+            p = rng.betavariate(1 + arm["improved"], 1 + arm["pulls"] - arm["improved"])
+            unit = max(arm["spent"] / arm["pulls"], 1e-12)
+            value = self.specs[label].weight * p / unit
+            if value > best_value:
+                best, best_value = label, value
+        return best
+
+    def update(self, label: str, improved: bool, completion_tokens: int, prompt_tokens: int,
+               cost: float | None) -> None:
+        """Account one proposal's outcome and spend."""
+        arm = self.arms.get(label)
+        if arm is None:
+            return
+        arm["pulls"] += 1
+        arm["improved"] += 1.0 if improved else 0.0
+        if self.priced and cost is not None:
+            arm["spent"] += cost
+        else:
+            arm["spent"] += (prompt_tokens + completion_tokens) / 1e6
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per model: pulls, improved, spent (dollars, or millions of tokens)."""
+        return {k: dict(v) for k, v in self.arms.items()}
+
+    def load_stats(self, stats: dict[str, Any]) -> None:
+        """Restore :meth:`stats`."""
+        for label, arm in stats.items():
+            if label in self.arms and isinstance(arm, dict):
+                self.arms[label].update({k: float(v) for k, v in arm.items()
+                                         if k in self.arms[label]})
+
+
+class LLMProposer(Proposer):
+    """Proposes with LLMs and model-free operators, chosen by one bandit.
+
+    Args:
+        template: the program's template.
+        config: the run configuration (``mutation`` and ``llm`` sections).
+        specs: the models.
+        backend: a chat backend serving every model label (remote and local).
+        problem_dir: the problem folder, for prompt template overrides.
+    """
+
+    asynchronous = True
+    max_failures_shown = 4
+
+    def __init__(self, template: Template, config: RunConfig, specs: list[ModelSpec],
+                 backend: ChatBackend, problem_dir: Path | None = None) -> None:
+        super().__init__(template)
+        if not specs:
+            raise ValueError("the LLM proposer needs at least one model")
+        self.backend = backend
+        self.specs = {s.label: s for s in specs}
+        self.mutation = MutationProposer(template, config.mutation)
+        extra = config.llm.model_extra or {}
+        modes = list(extra.get("modes") or MODES)
+        unknown = [m for m in modes if m not in MODES]
+        if unknown:
+            raise ValueError(f"unknown llm.modes {unknown}; valid: {', '.join(MODES)}")
+        self.modes = [f"llm:{m}" for m in modes]
+        include_mutation = bool(extra.get("mutation_operators", True))
+        self.arms = (list(self.mutation.operators) if include_mutation else []) + self.modes
+        self.bandit = Bandit(self.arms, kind=config.mutation.bandit)
+        self.models = ModelBandit(specs)
+        self.prompts = PromptBuilder(problem_dir, config.system_message,
+                                     config.objective.metric, config.maximize)
+        self.similarity = float(extra.get("fuzzy_similarity", 0.9))
+        self.num_ideas = int(extra.get("num_ideas", 4))
+        self.failures: deque[tuple[str, str]] = deque(maxlen=self.max_failures_shown)
+
+    def propose(self, parent: Candidate, inspirations: list[Candidate],
+                rng: random.Random) -> Proposal | None:
+        """Synchronous proposals are model-free only (the loop uses propose_async)."""
+        return self.mutation.propose(parent, inspirations, rng)
+
+    async def propose_async(self, parent: Candidate, inspirations: list[Candidate],
+                            rng: random.Random) -> Proposal | None:
+        """Pick an arm; run a model-free operator or ask a model and apply its reply."""
+        donors = [c for c in inspirations if c.id != parent.id and c.code != parent.code]
+        allowed = [a for a in self.arms
+                   if donors or a not in ("crossover", "llm:crossover")]
+        models = [m for m in self.backend.available_models() if m in self.specs]
+        if not models:
+            allowed = [a for a in allowed if not a.startswith("llm:")]
+        if not allowed:
+            return None
+        arm = self.bandit.select(rng, allowed)
+        if not arm.startswith("llm:"):
+            proposal = self.mutation.propose_with([arm], parent, inspirations, rng)
+            return proposal
+        model = self.models.select(rng, models)
+        other = rng.choice(donors) if arm == "llm:crossover" else None
+        return await self._ask(arm, model, parent, inspirations, other, rng)
+
+    async def _ask(self, arm: str, model: str, parent: Candidate,
+                   inspirations: list[Candidate], other: Candidate | None,
+                   rng: random.Random) -> Proposal:
+        mode = arm.split(":", 1)[1]
+        spec = self.specs[model]
+        local = spec.api_base == "local"
+        failures = list(self.failures)
+        parent_ids = [parent.id] + ([other.id] if other is not None else [])
+        spent = Proposal(code=parent.code, operator=arm, parent_ids=parent_ids, model=model)
+        replies: list[str] = []
+
+        def account(reply: Completion) -> None:
+            spent.prompt_tokens += reply.prompt_tokens
+            spent.completion_tokens += reply.completion_tokens
+            if reply.cost is not None:
+                spent.cost = (spent.cost or 0.0) + reply.cost
+            replies.append(reply.text)
+
+        def done(code: str, rejected: str | None = None, **meta: Any) -> Proposal:
+            spent.code = code
+            spent.rejected = rejected
+            spent.meta = {"model": model, "reply": replies[-1] if replies else "", **meta}
+            return spent
+
+        try:
+            if mode == "plan":
+                plan = await self.backend.complete(
+                    model, self.prompts.messages("plan", parent, inspirations, failures,
+                                                 num_ideas=self.num_ideas))
+                account(plan)
+                ideas = parse_ideas(plan.text)
+                if not ideas:
+                    return done(parent.code, "apply: no_ideas: the plan reply lists no ideas")
+                idea = rng.choice(ideas)
+                messages = self.prompts.messages("implement", parent, inspirations, failures,
+                                                 idea=idea)
+            else:
+                # small local models answer with whole code, never with diffs
+                ask = "rewrite" if (mode == "diff" and local) else mode
+                messages = self.prompts.messages(ask, parent, inspirations, failures,
+                                                 other=other)
+                idea = None
+            reply = await self.backend.complete(model, messages)
+            account(reply)
+        except LLMError as exc:
+            return done(parent.code, f"llm: {exc}")
+        try:
+            if mode == "diff" and not local:
+                result = apply_diff(self.template, parent.code, reply.text,
+                                    similarity=self.similarity,
+                                    finish_reason=reply.finish_reason)
+            else:
+                result = apply_rewrite(self.template, parent.code, reply.text,
+                                       finish_reason=reply.finish_reason)
+        except ApplyError as exc:
+            self.failures.append((reply.text[-600:], f"the reply could not be used: {exc}"))
+            return done(parent.code, f"apply: {exc.reason}: {exc}")
+        return done(result.code, idea=idea, retries=reply.retries)
+
+    def feedback(self, proposal: Proposal, parent_fitness: float | None,
+                 child_fitness: float | None, error: str | None = None) -> None:
+        """Reward the arm and the model; remember failures for the next prompts."""
+        improved = (child_fitness is not None and parent_fitness is not None
+                    and child_fitness > parent_fitness)
+        self.bandit.update(proposal.operator, 1.0 if improved else 0.0)
+        if proposal.operator.startswith("llm:"):
+            if proposal.model is not None:
+                self.models.update(proposal.model, improved, proposal.completion_tokens,
+                                   proposal.prompt_tokens, proposal.cost)
+            if error and proposal.rejected is None:
+                self.failures.append((proposal.code, error))
+        else:
+            self.mutation.feedback(proposal, parent_fitness, child_fitness)
+
+    def stats(self) -> dict[str, Any]:
+        """The bandit over arms, the model bandit, client statistics, tune step sizes."""
+        return {"bandit": self.bandit.stats(), "models": self.models.stats(),
+                "clients": self.backend.stats(), "mutation": self.mutation.stats()}
+
+    def load_stats(self, stats: dict[str, Any]) -> None:
+        """Restore :meth:`stats`."""
+        if isinstance(stats.get("bandit"), dict):
+            self.bandit.load_stats(stats["bandit"])
+        if isinstance(stats.get("models"), dict):
+            self.models.load_stats(stats["models"])
+        if isinstance(stats.get("mutation"), dict):
+            self.mutation.load_stats(stats["mutation"])
+
+
+def parse_llm_spec(spec: str) -> ModelSpec:
+    """A model from ``--llm``: ``openai:MODEL``, ``local:smollm2`` or ``URL:MODEL``.
+
+    Raises:
+        ValueError: with a one-line explanation of the accepted forms.
+    """
+    forms = "use openai:MODEL, local:smollm2 or http://HOST:PORT/v1:MODEL"
+    if spec.startswith(("http://", "https://")):
+        base, sep, name = spec.rpartition(":")
+        if not sep or not name or "/" in name or base in ("http", "https"):
+            raise ValueError(f"--llm {spec!r}: no model name after the URL; {forms}")
+        local_host = any(h in base for h in ("127.0.0.1", "localhost", "[::1]"))
+        return ModelSpec(name=name, api_base=base,
+                         api_key_env=None if local_host else "OPENAI_API_KEY")
+    provider, sep, name = spec.partition(":")
+    if not sep or not name:
+        raise ValueError(f"--llm {spec!r}: {forms}")
+    if provider == "openai":
+        return ModelSpec(name=name, api_key_env="OPENAI_API_KEY")
+    if provider == "local":
+        return ModelSpec(name=name, api_base="local", max_concurrency=1, timeout=600.0,
+                         max_tokens=512)
+    raise ValueError(f"--llm {spec!r}: unknown provider {provider!r}; {forms}")
+
+
+def specs_from_config(config: RunConfig) -> list[ModelSpec]:
+    """The models of the config's ``llm`` section (evoforge's keys and OpenEvolve's)."""
+    llm = config.llm
+    defaults = {k: v for k, v in (llm.model_extra or {}).items()
+                if k in ("temperature", "max_tokens", "timeout")}
+    specs = []
+    for model in llm.models:
+        data = {**defaults, **model.model_dump(exclude_none=True)}
+        data.pop("api_key", None)  # keys come from the environment, never from files
+        allowed = set(ModelSpec.model_fields)
+        data = {k: v for k, v in data.items() if k in allowed}
+        if "api_key_env" not in data:
+            base = str(data.get("api_base") or "")
+            local = base == "local" or any(h in base for h in ("127.0.0.1", "localhost"))
+            data["api_key_env"] = None if local else "OPENAI_API_KEY"
+        specs.append(ModelSpec(**data))
+    return specs
