@@ -2,7 +2,7 @@
 
 * :func:`measure` runs a callable with warm-up and repeats and reports timing
   statistics (:class:`Measurement`): seconds of CPU time of the calling
-  process (``time.process_time``) by default, which other load on the machine
+  process (``getrusage``, see ``timing.cpu_time``) by default, which other load on the machine
   disturbs less than wall-clock time, or wall time with ``clock="wall"``;
   optional per-call ``timeout`` and total ``budget`` with right-censoring.
 * :func:`perf_available`, :func:`count_instructions_cmd` and

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from evoforge.measure import CensoredEstimate, Measurement, measure, resolve_clock
+from evoforge.measure.timing import cpu_time
 
 
 class FakeClock:
@@ -172,5 +173,21 @@ def test_arguments_are_checked() -> None:
         measure(sum, [1], clock="sundial")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="one flag per sample"):
         Measurement(samples=(1.0, 2.0), censored_mask=(True,))
-    assert resolve_clock("cpu") == ("cpu", time.process_time)
+    assert resolve_clock("cpu") == ("cpu", cpu_time)
     assert resolve_clock("wall") == ("wall", time.perf_counter)
+
+
+def test_cpu_clock_stays_fine_grained_under_a_cpu_limit() -> None:
+    """Where RLIMIT_CPU is set (as in evaluation workers) process_time moves in ticks."""
+    code = (
+        "import resource, time\n"
+        "from evoforge.measure.timing import cpu_time\n"
+        "resource.setrlimit(resource.RLIMIT_CPU, (100, 100))\n"
+        "print(len({cpu_time() for _ in range(20000)}))\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert int(out.stdout) > 1000
