@@ -324,19 +324,20 @@ def verify_schedule(times: Sequence[Sequence[int]] | np.ndarray,
         try:
             fields = list(entry)
         except TypeError:
-            raise ScheduleError(f"entry {index} is {entry!r}, not (job, op, machine, start, end)")
+            raise ScheduleError(
+                f"entry {index} is {entry!r}, not (job, op, machine, start, end)") from None
         values = [_as_int(v) for v in fields]
         if len(fields) != 5 or any(v is None for v in values):
-            raise ScheduleError(
-                f"entry {index} is {tuple(fields)!r}, not five integers (job, op, machine, start, end)")
+            raise ScheduleError(f"entry {index} is {tuple(fields)!r}, not five integers "
+                                "(job, op, machine, start, end)")
         job, op, mach, start, end = (int(v) for v in values)  # type: ignore[arg-type]
         if not (0 <= job < n and 0 <= op < m):
             raise ScheduleError(f"entry {index}: operation ({job}, {op}) does not exist")
         if (job, op) in placed:
             raise ScheduleError(f"operation ({job}, {op}) is scheduled twice")
         if mach != machines_l[job][op]:
-            raise ScheduleError(
-                f"operation ({job}, {op}) is on machine {mach}, needs machine {machines_l[job][op]}")
+            raise ScheduleError(f"operation ({job}, {op}) is on machine {mach}, "
+                                f"needs machine {machines_l[job][op]}")
         if start < 0:
             raise ScheduleError(f"operation ({job}, {op}) starts at {start} < 0")
         if end - start != times_l[job][op]:
@@ -357,7 +358,7 @@ def verify_schedule(times: Sequence[Sequence[int]] | np.ndarray,
                     f"{k - 1} ends at {placed[(j, k - 1)][1]}")
     for mach, ops in enumerate(by_machine):
         ops.sort()
-        for (s0, e0, j0, k0), (s1, _e1, j1, k1) in zip(ops, ops[1:]):
+        for (s0, e0, j0, k0), (s1, _e1, j1, k1) in zip(ops, ops[1:], strict=False):
             if s1 < e0:
                 raise ScheduleError(
                     f"machine {mach}: operations ({j0}, {k0}) [{s0}, {e0}) and ({j1}, {k1}) "

@@ -20,6 +20,7 @@ then over sequences. For each budget (5%, 10%, 20% of the sequence length)
 quality over the budgets (higher is better, 1 means nothing is lost).
 """
 
+import functools
 import importlib.util
 import math
 import uuid
@@ -71,7 +72,7 @@ class Trace:
     @property
     def output(self) -> np.ndarray:
         """Full-cache attention output, (heads, n, HEAD_DIM)."""
-        return np.einsum("htj,hjd->htd", self.attn, self.values)
+        return self.attn @ self.values
 
 
 # ---------------------------------------------------------------- instances
@@ -109,24 +110,30 @@ def make_trace(seed: int, index: int, n: int) -> Trace:
     a_topic = rng.uniform(0.5, 3.0, HEADS)
     noise = rng.uniform(0.4, 1.0, HEADS)
 
-    t = np.arange(n)[:, None]
-    j = np.arange(n)[None, :]
-    dist = (t - j).astype(np.float64)
-    same_topic = (topic[:, None] == topic[None, :]).astype(np.float64)
-    relevance = same_topic * (1.0 + 0.5 * salience[None, :])
-    logits = (a_sink[:, None, None] * sink[None, None, :]
-              + a_recent[:, None, None] * np.exp(-np.maximum(dist, 0.0)[None] / tau[:, None, None])
-              + a_heavy[:, None, None] * heavy[:, None, :]
-              + a_topic[:, None, None] * relevance[None]
-              + noise[:, None, None] * rng.standard_normal((HEADS, n, n)))
-    logits = np.where((j <= t)[None], logits, -np.inf)
+    # logits (heads, query t, key j), built in place in float32
+    f32 = np.float32
+    logits = rng.standard_normal((HEADS, n, n), dtype=f32)
+    logits *= noise.astype(f32)[:, None, None]
+    dist = np.subtract.outer(np.arange(n), np.arange(n)).astype(f32)
+    np.maximum(dist, 0, out=dist)
+    for h in range(HEADS):
+        logits[h] += f32(a_recent[h]) * np.exp(-dist / f32(tau[h]))
+    same_topic = topic[:, None] == topic[None, :]
+    relevance = (same_topic * (1.0 + 0.5 * salience[None, :])).astype(f32)
+    logits += (a_topic[:, None, None] * relevance[None]).astype(f32)
+    logits += (a_sink[:, None] * sink[None, :] + a_heavy[:, None] * heavy)[:, None, :].astype(f32)
+    causal = np.tril(np.ones((n, n), dtype=bool))
+    logits[:, ~causal] = -np.inf
     logits -= logits.max(axis=2, keepdims=True)
-    attn = np.exp(logits)
+    np.exp(logits, out=logits)
+    attn = logits.astype(np.float64)
     attn /= attn.sum(axis=2, keepdims=True)
 
     topic_vec = rng.standard_normal((HEADS, TOPIC_POOL, HEAD_DIM))
     values = 0.7 * topic_vec[:, topic, :] + rng.standard_normal((HEADS, n, HEAD_DIM))
     values[:, :NUM_SINKS] *= 0.1                            # sinks carry little content
+    for array in (attn, values, topic, heavy):
+        array.flags.writeable = False
     return Trace(f"kv_{seed}_{index}", attn, values, topic, heavy)
 
 
@@ -134,8 +141,14 @@ def make_traces(split: str) -> list[Trace]:
     """The sequences of ``split`` ("train" or "test"), always the same for a split."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
+    return list(_cached_traces(split))
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_traces(split: str) -> tuple[Trace, ...]:
+    # generated once per process; the arrays are read-only
     seed, count, n = SPLITS[split]
-    return [make_trace(seed, i, n) for i in range(count)]
+    return tuple(make_trace(seed, i, n) for i in range(count))
 
 
 def budget_for(fraction: float, n: int) -> int:
@@ -146,33 +159,43 @@ def budget_for(fraction: float, n: int) -> int:
 # ---------------------------------------------------------------- verifier
 
 
-def verify_step(previous: np.ndarray, kept: np.ndarray, t: int, budget: int) -> None:
-    """Check the cache after step ``t`` against the cache after step ``t - 1``.
+def verify_history(cache: np.ndarray, budget: int) -> None:
+    """Check a whole cache history.
 
-    Both are boolean arrays (heads, n): which positions each head holds. The cache
-    after step ``t`` may hold only positions <= t, at most ``budget`` per head, and
-    nothing that was evicted before (only position ``t`` may be new).
+    ``cache[h, t, j]`` (bool, shape (heads, n, n)) says whether head ``h`` holds
+    position ``j`` after step ``t``. Rules: only positions ``j <= t``; at most
+    ``budget`` positions per head and step; nothing evicted comes back (after step
+    ``t`` a head may hold position ``j < t`` only if it held it after step ``t - 1``).
 
     Raises:
-        EvictionError: naming the first rule broken.
+        EvictionError: naming the first rule broken (earliest step, then head).
     """
-    if kept.dtype != np.bool_ or kept.shape != previous.shape:
-        raise EvictionError(f"step {t}: cache mask has dtype {kept.dtype} and shape "
-                            f"{kept.shape}, expected bool {previous.shape}")
-    if kept[:, t + 1:].any():
-        head, pos = np.argwhere(kept[:, t + 1:])[0]
-        raise EvictionError(f"step {t}: head {head} holds position {t + 1 + pos}, "
-                            "a token not generated yet")
-    size = kept.sum(axis=1)
+    if not isinstance(cache, np.ndarray) or cache.dtype != np.bool_ or cache.ndim != 3 \
+            or cache.shape[1] != cache.shape[2]:
+        shape = getattr(cache, "shape", None)
+        raise EvictionError(f"cache history must be a bool array (heads, n, n), got {shape}")
+    heads, n, _ = cache.shape
+    steps = np.arange(n)
+    problems: list[tuple[int, int, str]] = []
+    future = cache & (steps[None, None, :] > steps[None, :, None])
+    if future.any():
+        h, t, j = np.argwhere(future.transpose(1, 0, 2))[0][[1, 0, 2]]
+        problems.append((t, h, f"step {t}: head {h} holds position {j}, "
+                               "a token not generated yet"))
+    size = cache.sum(axis=2)
     if (size > budget).any():
-        head = int(np.argmax(size > budget))
-        raise EvictionError(f"step {t}: head {head} holds {size[head]} tokens, "
-                            f"over the budget of {budget}")
-    back = kept[:, :t] & ~previous[:, :t]
+        t, h = np.argwhere((size > budget).T)[0]
+        problems.append((t, h, f"step {t}: head {h} holds {size[h, t]} tokens, "
+                               f"over the budget of {budget}"))
+    before = np.zeros_like(cache)
+    before[:, 1:] = cache[:, :-1]
+    back = cache & ~before & (steps[None, None, :] < steps[None, :, None])
     if back.any():
-        head, pos = np.argwhere(back)[0]
-        raise EvictionError(f"step {t}: head {head} holds position {pos} again after it "
-                            "was evicted")
+        t, h, j = np.argwhere(back.transpose(1, 0, 2))[0]
+        problems.append((t, h, f"step {t}: head {h} holds position {j} again after it "
+                               "was evicted"))
+    if problems:
+        raise EvictionError(min(problems)[2])
 
 
 # ---------------------------------------------------------------- decoding
@@ -207,18 +230,18 @@ def _as_scores(raw: object, heads: int, t: int) -> np.ndarray:
                          f"scores broadcastable to (heads, t + 1) = {(heads, t + 1)}") from None
 
 
-def decode(trace: Trace, policy: Policy, budget: int,
-           check: bool = True) -> tuple[float, float]:
-    """Decode ``trace`` with a cache of ``budget`` tokens; return (recall, output error).
+def decode(trace: Trace, policy: Policy, budget: int) -> np.ndarray:
+    """Decode ``trace`` with ``policy`` and a cache of ``budget`` tokens per head.
+
+    Returns:
+        The cache history: ``cache[h, t, j]`` is True when head ``h`` holds
+        position ``j`` after step ``t`` (see ``verify_history``).
 
     Raises:
         ValueError: if the policy raises or returns scores of the wrong shape or NaN.
-        EvictionError: if a cache breaks the rules (cannot happen with this driver;
-            checked anyway when ``check``).
     """
     heads, n = trace.attn.shape[:2]
-    full = trace.output
-    full_norm = np.linalg.norm(full, axis=2)
+    history = np.zeros((heads, n, n), dtype=bool)
     kept = np.zeros((heads, n), dtype=bool)
     acc = np.zeros((heads, n))
     pos_all = np.arange(n)
@@ -227,43 +250,53 @@ def decode(trace: Trace, policy: Policy, budget: int,
     dist_all.flags.writeable = False
     state: dict = {}
     rows = np.arange(heads)
-    recall_sum = np.zeros(heads)
-    error_sum = np.zeros(heads)
-    measured = 0
     for t in range(n):
         kept[:, t] = True                       # the new token joins the cache
-        row = trace.attn[:, t, :t + 1]
-        held = np.where(kept[:, :t + 1], row, 0.0)
-        mass = held.sum(axis=1)
-        if t > budget:
-            out = np.einsum("hj,hjd->hd", held, trace.values[:, :t + 1]) / mass[:, None]
-            recall_sum += mass
-            error_sum += np.linalg.norm(out - full[:, t], axis=1) / full_norm[:, t]
-            measured += 1
-        attn = held / mass[:, None]             # what the model computes with this cache
+        if t >= budget:
+            held = np.where(kept[:, :t + 1], trace.attn[:, t, :t + 1], 0.0)
+            attn = held / held.sum(axis=1, keepdims=True)   # what the model computes
+        else:
+            attn = trace.attn[:, t, :t + 1].copy()           # nothing evicted yet
         acc[:, :t + 1] += attn
-        if t < budget:                          # nothing to evict yet
-            continue
-        pos = pos_all[:t + 1]
-        dist = dist_all[n - 1 - t:]
-        try:
-            raw = policy(attn, acc[:, :t + 1], pos, dist, budget, state)
-        except Exception as exc:
-            raise ValueError(f"keep_score raised {type(exc).__name__}: {exc} "
-                             f"(step {t} of {trace.name}, budget {budget})") from exc
-        scores = _as_scores(raw, heads, t)
-        if np.isnan(scores).any():
-            raise ValueError(f"keep_score returned NaN at step {t} of {trace.name} "
-                             f"(budget {budget})")
-        # NaN marks the positions already gone, so +-inf scores still rank among the cached
-        victim = np.nanargmin(np.where(kept[:, :t + 1], scores, np.nan), axis=1)
-        previous = kept.copy() if check else None
-        kept[rows, victim] = False
-        if check:
-            verify_step(previous, kept, t, budget)
-    if measured == 0:
+        if t >= budget:
+            pos = pos_all[:t + 1]
+            dist = dist_all[n - 1 - t:]
+            try:
+                raw = policy(attn, acc[:, :t + 1], pos, dist, budget, state)
+            except Exception as exc:
+                raise ValueError(f"keep_score raised {type(exc).__name__}: {exc} "
+                                 f"(step {t} of {trace.name}, budget {budget})") from exc
+            scores = _as_scores(raw, heads, t)
+            if np.isnan(scores).any():
+                raise ValueError(f"keep_score returned NaN at step {t} of {trace.name} "
+                                 f"(budget {budget})")
+            cached = kept[:, :t + 1]
+            victim = np.argmin(np.where(cached, scores, np.inf), axis=1)
+            stale = ~cached[rows, victim]       # every cached score is +inf: evict the oldest
+            if stale.any():
+                victim[stale] = np.argmax(cached[stale], axis=1)
+            kept[rows, victim] = False
+        history[:, t, :t + 1] = kept[:, :t + 1]
+    return history
+
+
+def cache_metrics(trace: Trace, history: np.ndarray, budget: int) -> tuple[float, float]:
+    """Recall and output error of a (verified) cache history, averaged over the
+    heads and the steps ``t > budget`` (the steps whose query misses something).
+    """
+    heads, n = trace.attn.shape[:2]
+    attended = np.zeros_like(history)
+    attended[:, 1:] = history[:, :-1]
+    attended[:, np.arange(n), np.arange(n)] = True
+    held = trace.attn * attended
+    recall = held.sum(axis=2)                            # (heads, n)
+    out = (held @ trace.values) / recall[:, :, None]
+    full = trace.output
+    error = np.linalg.norm(out - full, axis=2) / np.linalg.norm(full, axis=2)
+    steps = slice(budget + 1, n)
+    if budget + 1 >= n:
         raise ValueError(f"budget {budget} leaves no step to measure in {trace.name}")
-    return float(recall_sum.mean() / measured), float(error_sum.mean() / measured)
+    return float(recall[:, steps].mean()), float(error[:, steps].mean())
 
 
 # ---------------------------------------------------------------- scoring
@@ -278,7 +311,12 @@ def score_policy(policy: Policy, split: str) -> dict[str, float]:
     errors = []
     for fraction in BUDGET_FRACTIONS:
         pct = round(100 * fraction)
-        results = [decode(tr, policy, budget_for(fraction, tr.length)) for tr in traces]
+        results = []
+        for trace in traces:
+            budget = budget_for(fraction, trace.length)
+            history = decode(trace, policy, budget)
+            verify_history(history, budget)
+            results.append(cache_metrics(trace, history, budget))
         recall = float(np.mean([r for r, _ in results]))
         error = float(np.mean([e for _, e in results]))
         quality = 0.5 * (recall + 1.0 - error)

@@ -49,8 +49,8 @@ MEAN_DOWN = (2.0, 60.0)
 
 # Splits: name -> (seed of the split, number of traces).
 SPLITS: dict[str, tuple[int, int]] = {
-    "train": (20240515, 60),
-    "test": (8675309, 300),
+    "train": (20240515, 100),
+    "test": (8675309, 400),
 }
 
 # Keyword arguments passed to policy() at every step.
@@ -257,6 +257,43 @@ def verify_actions(scenario: Scenario, actions: Sequence[object]) -> RunResult:
             f"steps of work done after {machine.t} of {scenario.deadline} steps")
     return RunResult(machine.cost, machine.t, machine.spot_steps, machine.on_demand_steps,
                      machine.starts, machine.preemptions, machine.spot_refused)
+
+
+def offline_optimum(scenario: Scenario) -> float:
+    """The least cost of any run that meets the deadline, knowing the whole trace.
+
+    A reference point only (no online policy can know the future): backward
+    dynamic programming over (step, work done, instance, overhead left) with the
+    simulator's rules.
+    """
+    length, overhead = scenario.job_length, scenario.overhead
+    # state rows: 0 = nothing running; 1 + r = spot with r overhead steps left;
+    # 1 + overhead + r = on-demand with r left (r < overhead after any step)
+    n_states = 1 + 2 * overhead
+    prices = {SPOT: SPOT_PRICE, ON_DEMAND: ON_DEMAND_PRICE}
+    row = {SPOT: 1, ON_DEMAND: 1 + overhead}
+    value = np.full((n_states, length + 1), np.inf)  # value[state, work done] at the deadline
+    value[:, length] = 0.0
+    for t in range(scenario.deadline - 1, -1, -1):
+        available = bool(scenario.available[t])
+
+        def run(kind: int, left: int, nxt: np.ndarray = value) -> np.ndarray:
+            if left > 0:  # an overhead step: paid, no progress
+                return prices[kind] + nxt[row[kind] + left - 1, :length]
+            return prices[kind] + nxt[row[kind], 1:]
+
+        fresh = np.minimum(value[0, :length], run(ON_DEMAND, overhead))
+        if available:
+            fresh = np.minimum(fresh, run(SPOT, overhead))
+        new = np.full_like(value, np.inf)
+        new[:, length] = 0.0
+        new[0, :length] = fresh
+        for left in range(overhead):
+            new[row[ON_DEMAND] + left, :length] = np.minimum(fresh, run(ON_DEMAND, left))
+            new[row[SPOT] + left, :length] = (
+                np.minimum(fresh, run(SPOT, left)) if available else fresh)  # else preempted
+        value = new
+    return float(value[0, 0])
 
 
 # ---------------------------------------------------------------- scoring

@@ -15,10 +15,9 @@ replicas) and by the CPU time the call takes.
 import numpy as np
 
 
-
 # EVOLVE-BLOCK-START
 def rebalance_experts(load, num_slots, num_groups, num_nodes, num_gpus):
-    """Ignore the load: node n holds groups in index order, its experts fill its slots cyclically."""
+    """Ignore the load: node n holds groups 2n and 2n+1; its experts fill its slots cyclically."""
     layers, experts = load.shape
     slots_per_node = num_slots // num_nodes
     experts_per_node = experts // num_nodes
