@@ -216,7 +216,7 @@ class LLMProposer(Proposer):
                                        finish_reason=reply.finish_reason)
         except ApplyError as exc:
             self.failures.append((reply.text[-600:], f"the reply could not be used: {exc}"))
-            return done(parent.code, f"apply: {exc.reason}: {exc}")
+            return done(parent.code, f"apply: {exc}")
         return done(result.code, idea=idea, retries=reply.retries)
 
     def feedback(self, proposal: Proposal, parent_fitness: float | None,
