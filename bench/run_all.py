@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -106,10 +108,17 @@ def quality(budget: int = 300, seeds: tuple[int, ...] = (1, 2, 3)) -> dict[str, 
             "baselines_test": {k: v["test"] for k, v in summary["baselines"].items()}}
 
 
+def library() -> dict[str, object]:
+    """The problem library bench (bench/library.py), writing docs/benchmarks.md."""
+    subprocess.run([sys.executable, str(HERE / "library.py")], check=True)
+    return {"written": "docs/benchmarks.md", "json": "bench/out/library.json"}
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     results = {}
-    for name, bench in (("overhead", overhead), ("scaling", scaling), ("quality", quality)):
+    for name, bench in (("overhead", overhead), ("scaling", scaling), ("quality", quality),
+                        ("library", library)):
         start = time.perf_counter()
         results[name] = bench()
         print(f"== {name} ({time.perf_counter() - start:.0f} s)")
