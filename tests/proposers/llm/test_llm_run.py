@@ -216,3 +216,62 @@ def test_openevolve_folder_with_openevolve_llm_config(tmp_path: Path) -> None:
     assert names <= {"gpt-4o-mini", "gpt-4o"} and names
     info = status(tmp_path)
     assert info["models"]
+
+
+@pytest.mark.slow
+def test_local_smollm2_proposal_is_applied_or_rejected() -> None:
+    """A real proposal from the real local model, through the proposer, applied or not."""
+    import asyncio
+    import importlib.util
+    import random
+    import time
+
+    for module in ("torch", "transformers", "gguf", "accelerate"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (make test installs the local extra)")
+    from evoforge.candidate import Candidate, Status, normalized_hash
+    from evoforge.config import LLMConfig
+    from evoforge.problem import extract_regions, load_problem
+    from evoforge.proposers.llm.backend import Backend
+    from evoforge.proposers.llm.local import find_smollm2_gguf
+    from evoforge.proposers.llm.proposer import LLMProposer, parse_llm_spec
+    from evoforge.proposers.llm.types import LLMError
+
+    try:
+        find_smollm2_gguf()
+    except LLMError as exc:
+        pytest.skip(str(exc))
+    problem = load_problem("bin_packing")
+    llm = LLMConfig.model_validate({"modes": ["rewrite"], "mutation_operators": False})
+    config = problem.config.model_copy(update={"llm": llm})
+    spec = parse_llm_spec("local:smollm2").model_copy(
+        update={"max_tokens": 200, "temperature": 0.0})
+    backend = Backend([spec])
+    proposer = LLMProposer(problem.template, config, [spec], backend, problem.path)
+    code = problem.initial_program
+    parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=code,
+                       code_hash=normalized_hash(code), status=Status.OK, score=-5.4867,
+                       fitness=-5.4867, metrics={"combined_score": -5.4867})
+
+    async def propose() -> tuple[float, float]:
+        start = time.perf_counter()
+        await backend.check()  # loads the model
+        loaded = time.perf_counter()
+        proposal = await proposer.propose_async(parent, [], random.Random(0))
+        done = time.perf_counter()
+        assert proposal is not None
+        assert proposal.model == spec.label and proposal.operator == "llm:rewrite"
+        assert proposal.completion_tokens > 0 and proposal.prompt_tokens > 0
+        if proposal.rejected is not None:
+            assert proposal.rejected.startswith("apply: "), proposal.rejected
+            assert proposal.code == code
+        else:
+            assert proposal.code != code
+            extract_regions(problem.template, proposal.code)  # fixed parts kept
+            compile(proposal.code, "proposal", "exec")
+        print(f"local model: load {loaded - start:.1f} s, one proposal {done - loaded:.1f} s, "
+              f"{'rejected: ' + proposal.rejected if proposal.rejected else 'applied'}")
+        return loaded - start, done - loaded
+
+    load_s, proposal_s = asyncio.run(propose())
+    assert load_s > 0 and proposal_s > 0
