@@ -1,7 +1,7 @@
 """Evaluator for test-time compute allocation: spend a sampling budget across questions.
 
-Each instance is a batch of questions an LLM answers by sampling. Question ``i``
-has a hidden per-sample success probability ``p[i]`` (drawn from a mixture of
+A batch of questions is answered by an LLM by sampling. Question ``i`` has a
+hidden per-sample success probability ``p[i]`` (drawn from a mixture of
 easy, medium, hard and impossible questions); a question counts as solved once
 one of its samples succeeds (a perfect verifier, i.e. pass@k). The policy sees a
 noisy estimate of each ``p[i]``, the samples it has spent on each question, and
@@ -14,14 +14,17 @@ and the policy returns the number of samples each question gets this round, a
 vector of non-negative integers (one per question id, ``0 .. n - 1``) whose sum
 is at most ``budget_left``. The fixed simulator then draws the outcomes.
 
-Outcomes come from seeded random numbers shared by all programs (common random
-numbers): in replication ``r``, question ``i`` is solved by its ``G[r, i]``-th
-sample, ``G`` geometric with parameter ``p[i]`` (never for ``p[i] = 0``). The
+Each setting (budget, rounds) is played on many independent batches, each a
+fresh draw of questions, so a program cannot learn individual questions from
+one call to the next. Outcomes come from seeded random numbers shared by all
+programs (common random numbers): in batch ``b``, question ``i`` is solved by
+its ``G[b, i]``-th sample, ``G`` geometric with parameter ``p[b, i]`` (never
+for ``p = 0``). The
 outcomes of the last round that spends anything decide nothing further, so
 that round is scored by its expectation, ``1 - (1 - p[i])^count`` for each
 question still unsolved; a policy that spends its whole budget in one round is
 therefore scored exactly. ``combined_score`` is the mean fraction of questions
-solved over the split's instances and replications (higher is better).
+solved over the split's settings and batches (higher is better).
 """
 
 import importlib.util
@@ -51,10 +54,10 @@ N_QUESTIONS = 200
 # Settings: (samples per question on average, rounds).
 SETTINGS: tuple[tuple[int, int], ...] = ((2, 2), (4, 4), (8, 6))
 
-# Splits: name -> (seed, instances per setting, replications per instance).
-SPLITS: dict[str, tuple[int, int, int]] = {
-    "train": (5150, 1, 48),
-    "test": (60613, 3, 64),
+# Splits: name -> (seed, batches of questions per setting).
+SPLITS: dict[str, tuple[int, int]] = {
+    "train": (5150, 256),
+    "test": (60613, 1024),
 }
 
 NEVER = np.iinfo(np.int64).max  # G of a question that can never be solved
@@ -64,17 +67,21 @@ Policy = Callable[..., object]
 
 @dataclass(frozen=True)
 class Instance:
-    """One batch of questions with its budget and its replications' outcomes.
+    """One setting: its budget and rounds, and independent batches of questions.
+
+    Every batch is a fresh draw of ``N_QUESTIONS`` questions with their own
+    outcomes, so nothing a program could remember between calls carries over
+    from one batch to the next. Arrays are indexed ``[batch, question]``.
 
     Attributes:
-        name: identifies the instance.
+        name: identifies the setting, e.g. ``b4_r4``.
         p: hidden per-sample success probability of each question.
         category: category index of each question (into CATEGORIES).
         estimate: what the policy sees, a noisy estimate of ``p`` in (0, 1).
-        budget: total samples the policy may spend.
+        budget: total samples the policy may spend on one batch.
         rounds: the most rounds it may spend them in.
-        first_success: ``G[r, i]``, the sample of question ``i`` that first
-            succeeds in replication ``r`` (NEVER if none does).
+        first_success: ``G[b, i]``, the sample of question ``i`` of batch ``b``
+            that first succeeds (NEVER if none does).
     """
 
     name: str
@@ -87,8 +94,13 @@ class Instance:
 
     @property
     def n(self) -> int:
-        """Number of questions."""
-        return len(self.p)
+        """Number of questions per batch."""
+        return self.p.shape[1]
+
+    @property
+    def batches(self) -> int:
+        """Number of batches."""
+        return self.p.shape[0]
 
 
 class AllocationError(ValueError):
@@ -102,26 +114,26 @@ def _logit(x: np.ndarray) -> np.ndarray:
     return np.log(x) - np.log1p(-x)
 
 
-def make_instance(split_seed: int, setting: int, index: int, replications: int) -> Instance:
-    """One instance of ``SETTINGS[setting]``, generated from the seed."""
+def make_instance(split_seed: int, setting: int, batches: int) -> Instance:
+    """The batches of ``SETTINGS[setting]`` for a split, generated from its seed."""
     per_question, rounds = SETTINGS[setting]
-    rng = np.random.default_rng([split_seed, setting, index])
+    shape = (batches, N_QUESTIONS)
+    rng = np.random.default_rng([split_seed, setting])
     weights = np.array([c[1] for c in CATEGORIES])
-    category = rng.choice(len(CATEGORIES), size=N_QUESTIONS, p=weights / weights.sum())
+    category = rng.choice(len(CATEGORIES), size=shape, p=weights / weights.sum())
     a = np.array([c[2] for c in CATEGORIES])[category]
     b = np.array([c[3] for c in CATEGORIES])[category]
     apparent = rng.beta(a, b)  # the p the estimator believes in
     impossible = np.array([c[0] == "impossible" for c in CATEGORIES])[category]
     p = np.where(impossible, 0.0, apparent)
-    noise = rng.normal(0.0, ESTIMATE_NOISE, size=N_QUESTIONS)
+    noise = rng.normal(0.0, ESTIMATE_NOISE, size=shape)
     z = _logit(np.clip(apparent, P_CLIP, 1 - P_CLIP)) + noise
     estimate = 1.0 / (1.0 + np.exp(-z))
-    outcome_rng = np.random.default_rng([split_seed, setting, index, 1])
-    safe_p = np.where(p > 0, p, 0.5)
-    draws = outcome_rng.geometric(safe_p, size=(replications, N_QUESTIONS))
+    outcome_rng = np.random.default_rng([split_seed, setting, 1])
+    draws = outcome_rng.geometric(np.where(p > 0, p, 0.5))
     first_success = np.where(p > 0, draws, NEVER).astype(np.int64)
     return Instance(
-        name=f"s{per_question}x{rounds}_{split_seed}_{index}",
+        name=f"b{per_question}_r{rounds}",
         p=p,
         category=category,
         estimate=estimate,
@@ -135,12 +147,8 @@ def make_instances(split: str) -> list[Instance]:
     """The instances of ``split`` ("train" or "test"), always the same for a split."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
-    seed, per_setting, replications = SPLITS[split]
-    return [
-        make_instance(seed, s, i, replications)
-        for s in range(len(SETTINGS))
-        for i in range(per_setting)
-    ]
+    seed, batches = SPLITS[split]
+    return [make_instance(seed, s, batches) for s in range(len(SETTINGS))]
 
 
 # ---------------------------------------------------------------- verifier
@@ -183,40 +191,44 @@ def check_allocation(counts: object, n_questions: int, budget_left: int) -> np.n
 # ---------------------------------------------------------------- simulation
 
 
-def run_policy(instance: Instance, allocate: Policy, replication: int) -> float:
-    """Run ``allocate`` on one replication; return the expected number solved.
+def run_policy(instance: Instance, allocate: Policy, batch: int) -> tuple[float, int]:
+    """Run ``allocate`` on one batch of questions.
+
+    Returns:
+        The expected number of questions solved, and the samples spent.
 
     Raises:
         ValueError: if ``allocate`` raises or breaks the rules.
     """
     n = instance.n
-    g = instance.first_success[replication]
+    p = instance.p[batch]
+    g = instance.first_success[batch]
+    estimate = instance.estimate[batch]
     spent = np.zeros(n, dtype=np.int64)
     solved = np.zeros(n, dtype=bool)
     budget_left = instance.budget
+    where = f"{instance.name}, batch {batch}"
     for t in range(instance.rounds):
         rounds_left = instance.rounds - t
         try:
-            raw = allocate(instance.estimate.copy(), spent.copy(), solved.copy(),
-                           budget_left, rounds_left)
+            raw = allocate(estimate.copy(), spent.copy(), solved.copy(), budget_left, rounds_left)
         except Exception as exc:
             raise ValueError(
-                f"allocate raised {type(exc).__name__}: {exc} "
-                f"({instance.name}, round {t + 1})"
+                f"allocate raised {type(exc).__name__}: {exc} ({where}, round {t + 1})"
             ) from exc
         try:
             counts = check_allocation(raw, n, budget_left)
         except AllocationError as exc:
-            raise AllocationError(f"{exc} ({instance.name}, round {t + 1})") from None
+            raise AllocationError(f"{exc} ({where}, round {t + 1})") from None
         budget_left -= int(counts.sum())
         if rounds_left == 1 or budget_left == 0:
             # the last round: its outcomes decide nothing, so score its expectation
             fresh = np.where(solved, 0, counts)
-            gain = -np.expm1(fresh * np.log1p(-instance.p))
-            return float(solved.sum() + gain.sum())
+            gain = -np.expm1(fresh * np.log1p(-p))
+            return float(solved.sum() + gain.sum()), instance.budget - budget_left
         spent += counts
         solved |= spent >= g
-    return float(solved.sum())  # pragma: no cover - the loop always returns
+    raise AssertionError("unreachable: the last round returns")  # pragma: no cover
 
 
 # ---------------------------------------------------------------- scoring
@@ -240,26 +252,27 @@ def load_policy(program_path: str | Path) -> Policy:
 
 
 def score_policy(allocate: Policy, split: str) -> dict[str, float]:
-    """Run ``allocate`` on every instance and replication of ``split``; return the metrics."""
+    """Run ``allocate`` on every batch of every setting of ``split``; return the metrics."""
     instances = make_instances(split)
     fractions: list[float] = []
-    per_setting: dict[str, list[float]] = {}
+    used: list[float] = []
+    per_setting: dict[str, float] = {}
     for instance in instances:
-        reps = instance.first_success.shape[0]
-        solved = [run_policy(instance, allocate, r) for r in range(reps)]
-        fraction = float(np.mean(solved)) / instance.n
+        runs = [run_policy(instance, allocate, b) for b in range(instance.batches)]
+        fraction = float(np.mean([solved for solved, _ in runs])) / instance.n
         fractions.append(fraction)
-        per_question = instance.budget // instance.n
-        per_setting.setdefault(f"solved_b{per_question}_r{instance.rounds}", []).append(fraction)
+        used.append(float(np.mean([spent for _, spent in runs])) / instance.budget)
+        per_setting[f"solved_{instance.name}"] = fraction
     mean = float(np.mean(fractions))
     if not math.isfinite(mean):  # pragma: no cover - counts are finite
         raise ValueError("score is not finite")
     metrics: dict[str, float] = {
         "combined_score": round(mean, 6),
-        "num_instances": len(instances),
+        "budget_used": round(float(np.mean(used)), 6),
+        "num_batches": sum(instance.batches for instance in instances),
     }
-    for key, values in per_setting.items():
-        metrics[key] = round(float(np.mean(values)), 6)
+    for key, value in per_setting.items():
+        metrics[key] = round(value, 6)
     return metrics
 
 
