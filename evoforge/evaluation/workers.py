@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ class ForkServer:
         self.max_processes = max_processes
         self.proc: asyncio.subprocess.Process | None = None
         self.info: dict[str, Any] = {}
+        self._finalizer: weakref.finalize | None = None
 
     @property
     def alive(self) -> bool:
@@ -82,6 +84,8 @@ class ForkServer:
             stderr=asyncio.subprocess.DEVNULL, env={**os.environ, **_CHILD_ENV},
             start_new_session=True, limit=1 << 20,
         )
+        # a worker whose executor is dropped without close() must not outlive it
+        self._finalizer = weakref.finalize(self, _terminate, self.proc.pid)
         self.info = await self._read(START_TIMEOUT)
         if self.info.get("event") != "ready":
             raise WorkerError(f"worker did not start: {self.info}")
@@ -165,6 +169,8 @@ class ForkServer:
     async def close(self) -> None:
         """Stop the worker (it kills what its children left behind)."""
         proc, self.proc = self.proc, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
         try:
             if proc is not None and proc.returncode is None:
                 await self._stop(proc)
@@ -186,6 +192,12 @@ class ForkServer:
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(proc.wait(), timeout=2.0)
+
+
+def _terminate(pid: int) -> None:
+    """Ask a worker to stop (it then kills and cleans up what its children left)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
 
 
 def _kill(pid: int) -> None:

@@ -445,10 +445,33 @@ def test_local_executor_faults_are_outcomes() -> None:
             EvalJob(code="import os\n\ndef run():\n    os._exit(7)\n",
                     evaluator_path=EVALUATOR, timeout=30),
         ]
-        return await asyncio.gather(*(executor.evaluate(j) for j in jobs))
+        try:
+            return await asyncio.gather(*(executor.evaluate(j) for j in jobs))
+        finally:
+            await executor.close()
 
     outcomes = asyncio.run(main())
     assert [o.status for o in outcomes] == ["ok", "failed", "timeout", "failed"]
+
+
+def test_a_dropped_executor_stops_its_workers() -> None:
+    """An executor dropped without close() leaves no worker process behind."""
+    import gc
+
+    async def main() -> list[int]:
+        executor = LocalExecutor(max_workers=1, isolation="fork")
+        await executor.evaluate(EvalJob(code=OK_PROGRAM, evaluator_path=EVALUATOR))
+        assert executor._pool is not None
+        return [s.proc.pid for s in executor._pool._all if s.proc is not None]
+
+    pids = asyncio.run(main())
+    gc.collect()
+    assert pids
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() and "Z" not in
+              Path(f"/proc/{p}/stat").read_text().split(")")[-1][:3] for p in pids):
+        assert time.monotonic() < deadline, "the worker outlived its executor"
+        time.sleep(0.05)
 
 
 def test_local_executor_needs_a_worker() -> None:

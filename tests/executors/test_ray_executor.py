@@ -112,17 +112,22 @@ def test_ray_reasons_are_one_line() -> None:
 @pytest.fixture(scope="module")
 def ray_executor() -> Iterator[RayExecutor]:
     """One local Ray instance (2 CPUs) for the module, shut down and checked at the end."""
+    before = _descendants(os.getpid())  # other tests' processes are not Ray's
     executor = RayExecutor(max_workers=2)
     assert executor._owns_ray, "Ray was already initialized in the test process"
     try:
         yield executor
     finally:
-        ray_processes = _descendants(os.getpid())
+        ray_processes = _descendants(os.getpid()) - before
         names = {stat[0] for p in ray_processes if (stat := _stat(p)) is not None}
         asyncio.run(executor.close())
         assert {"raylet", "gcs_server"} <= names
         left = _wait_gone(ray_processes, 20.0)
         assert not left, f"Ray processes still running after shutdown: {left}"
+        if before:
+            print("processes of other tests alive when Ray started:",
+                  {p: Path(f"/proc/{p}/cmdline").read_bytes()[:150] for p in before
+                   if Path(f"/proc/{p}/cmdline").exists()})
 
 
 @pytest.mark.slow
