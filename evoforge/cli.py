@@ -156,6 +156,8 @@ def run(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     llm: LLMOpt = None,
+    no_llm: Annotated[bool, typer.Option(
+        "--no-llm", help="Ignore the models of config.yaml: evolve model-free.")] = False,
     max_cost: MaxCostOpt = None,
 ) -> None:
     """Evolve PROBLEM (a folder or a built-in name) until a budget stops it."""
@@ -167,8 +169,10 @@ def run(
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     store = _open(storage)
     try:
+        if llm and no_llm:
+            raise CLIError("--llm and --no-llm contradict each other; pick one")
         record = create_run(store, prob, run_name=run_name, budget=budget, seed=seed,
-                            workers=workers, llm=llm)
+                            workers=workers, llm=llm, no_llm=no_llm)
     except StorageError as exc:
         raise CLIError(str(exc)) from None
     console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "

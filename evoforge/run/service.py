@@ -35,13 +35,17 @@ def default_run_name(storage: Storage, problem: str) -> str:
 
 def create_run(storage: Storage, problem: Problem, *, run_name: str | None = None,
                budget: int | None = None, seed: int | None = None,
-               workers: int | None = None, llm: list[str] | None = None) -> RunRecord:
+               workers: int | None = None, llm: list[str] | None = None,
+               no_llm: bool = False) -> RunRecord:
     """Create a run for ``problem``; command-line values override its config.
 
     ``llm`` holds ``--llm`` specs; they replace the config's models and are stored
-    with the run, so ``resume`` uses the same models.
+    with the run, so ``resume`` uses the same models. ``no_llm`` drops the config's
+    models (a model-free run).
     """
     overrides: dict[str, Any] = {}
+    if no_llm:
+        overrides["llm"] = problem.config.llm.model_copy(update={"models": []})
     if llm:
         try:
             specs = [parse_llm_spec(spec) for spec in llm]

@@ -35,7 +35,7 @@ class ScriptedProposer(Proposer):
         return Proposal(code=code, operator="scripted", parent_ids=[parent.id])
 
     def feedback(self, proposal: Proposal, parent_fitness: float | None,
-                 child_fitness: float | None) -> None:
+                 child_fitness: float | None, error: str | None = None) -> None:
         self.feedbacks.append((parent_fitness, child_fitness))
 
 
