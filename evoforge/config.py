@@ -245,6 +245,26 @@ def normalize(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     return out
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file: {}).
+
+    Raises:
+        ConfigError: with a one-line message naming the file, for text that is not
+            UTF-8, not YAML, or not a mapping.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return raw
+
+
 def load_config(path: Path | None, warnings: list[str] | None = None) -> RunConfig:
     """Read ``path`` (a ``config.yaml``) into a :class:`RunConfig`.
 
@@ -257,16 +277,7 @@ def load_config(path: Path | None, warnings: list[str] | None = None) -> RunConf
     """
     if path is None or not path.exists():
         return RunConfig()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: is not UTF-8 text; save it as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML; fix the syntax") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    raw = read_yaml_mapping(path)
     ignored: list[str] = []
     try:
         data = normalize(raw, ignored)

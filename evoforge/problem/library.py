@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from evoforge.config import ConfigError, read_yaml_mapping
 from evoforge.evaluation.sandbox import EvalJob, EvalOutcome, check_metrics, run_isolated
 from evoforge.problem.loader import Problem, ProblemError
 
@@ -47,13 +46,9 @@ def read_meta(problem_dir: Path) -> ProblemMeta | None:
     if not path.exists():
         return None
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark is not None else ""
-        raise ProblemError(f"{path}:{where} is not valid YAML; fix the syntax") from None
-    if not isinstance(data, dict):
-        raise ProblemError(f"{path}: expected a mapping")
+        data = read_yaml_mapping(path)
+    except ConfigError as exc:
+        raise ProblemError(str(exc)) from None
     known = set(ProblemMeta.__dataclass_fields__)
     unknown = set(data) - known
     if unknown:
