@@ -13,15 +13,20 @@ node without out-edges (dangling) sends its mass back to ``s``, like a restart.
 Every output is checked first: it must be ``n`` finite numbers within L1
 distance ``L1_TOLERANCE`` of the evaluator's own power iteration run to
 convergence. Then the score is speed: for each instance class the program's
-median CPU time (``evoforge.measure.measure``) is compared with that of the
-reference implementation (``baselines/numpy_power.py``) measured in the same
-evaluation on the same graphs; ``combined_score`` is the geometric mean over the
-classes of ``reference_time / program_time`` (higher is better, 1.0 = as fast as
-the reference).
+median CPU time per call (``evoforge.measure.measure``) is compared with that of
+the reference implementation (``baselines/numpy_power.py``), timed in the same
+evaluation on the same queries, call for call in alternation;
+``combined_score`` is the geometric mean over the classes of
+``reference_time / program_time`` (higher is better, 1.0 = as fast as the
+reference).
 """
 
+import builtins
 import importlib.util
 import math
+import os
+import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +39,25 @@ from evoforge.measure import measure
 
 HERE = Path(__file__).resolve().parent
 REFERENCE_PROGRAM = HERE / "baselines" / "numpy_power.py"
+
+# Calls are timed in CPU seconds of the calling thread (time.thread_time): the
+# process CPU clock can be as coarse as a scheduler tick (4 ms) when the sandbox
+# sets a CPU-time limit, the thread clock stays fine-grained. Work moved to other
+# threads would escape it, so over all the rounds of a class the process clock
+# must not exceed the thread clock by more than this factor plus this slack.
+_THREAD_TIME = time.thread_time
+_PROCESS_TIME = time.process_time
+OTHER_THREADS_FACTOR = 1.25
+OTHER_THREADS_SLACK = 0.02
+
+
+def _thread_count() -> int:
+    """Threads of this process (the OS's count where /proc has it)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
 
 ALPHA = 0.85
 L1_TOLERANCE = 1e-4
@@ -50,33 +74,51 @@ TOPIC_SIZE = 10  # nodes carrying a "topic" personalization
 
 @dataclass(frozen=True)
 class InstanceClass:
-    """Graphs of one size and one kind of personalization, timed together.
-
-    ``calls`` graphs are generated; the first is the warm-up call (its answer is
-    checked before anything is timed), the rest are timed and the median kept.
-    """
+    """Graphs of one size and one kind of personalization, timed together."""
 
     name: str
     n: int
     avg_degree: float
     kind: str  # "single": one source node; "topic": TOPIC_SIZE weighted nodes
-    calls: int
 
 
-SPLITS: dict[str, tuple[int, tuple[InstanceClass, ...]]] = {
-    "train": (20240611, (
-        InstanceClass("single_1k", 1000, 5.0, "single", 4),
-        InstanceClass("topic_3k", 3000, 6.0, "topic", 4),
-    )),
-    "test": (77031, (
-        InstanceClass("single_2k", 2000, 5.0, "single", 6),
-        InstanceClass("topic_8k", 8000, 6.0, "topic", 4),
-        InstanceClass("single_20k", 20000, 6.0, "single", 3),
-    )),
-}
+@dataclass(frozen=True)
+class Split:
+    """A split: its seed, its instance classes, and how each class is timed.
+
+    Each class gets ``1 + max_repeats`` queries: BASE_GRAPHS generated graphs,
+    each with its own personalization, used in turn under a fresh random
+    relabelling of the nodes (and shuffled edge order) per query, so no two calls
+    see the same arrays. The first query is the warm-up call: the program's
+    answer is checked before anything is timed, and its CPU time sets the number
+    of rounds, ``budget / warm-up time`` clamped to [MIN_REPEATS, max_repeats]
+    (to [1, max_repeats] after a warm-up slower than SLOW_CALL). A round runs
+    the reference and the program (in alternating order) on the previous query
+    (untimed) and on the next one (timed); the medians of the timed calls are
+    kept.
+    """
+
+    seed: int
+    classes: tuple[InstanceClass, ...]
+    budget: float  # CPU seconds of timed calls aimed at per class
+    max_repeats: int
+
+
 _KIND_CODE = {"single": 1, "topic": 2}
-
-
+BASE_GRAPHS = 3
+MIN_REPEATS = 3
+SLOW_CALL = 0.5  # seconds: after a slower warm-up call, a single round may do
+SPLITS: dict[str, Split] = {
+    "train": Split(20240611, (
+        InstanceClass("single_1k", 1000, 5.0, "single"),
+        InstanceClass("topic_3k", 3000, 6.0, "topic"),
+    ), budget=0.03, max_repeats=12),
+    "test": Split(77031, (
+        InstanceClass("single_2k", 2000, 5.0, "single"),
+        InstanceClass("topic_4k", 4000, 6.0, "topic"),
+        InstanceClass("single_8k", 8000, 6.0, "single"),
+    ), budget=0.1, max_repeats=20),
+}
 @dataclass(frozen=True)
 class Instance:
     """One PPR query: a graph as an edge list and a personalization vector."""
@@ -126,11 +168,11 @@ def power_law_graph(rng: np.random.Generator, n: int,
     return (keys // n).astype(np.int64), (keys % n).astype(np.int64)
 
 
-def make_instance(split: str, class_index: int, call: int) -> Instance:
-    """Graph ``call`` of class ``class_index`` of ``split``; always the same."""
-    seed, classes = SPLITS[split]
-    cls = classes[class_index]
-    rng = np.random.default_rng([seed, class_index, call, _KIND_CODE[cls.kind]])
+def base_instance(split: str, class_index: int, graph: int) -> Instance:
+    """Base graph ``graph`` of class ``class_index`` of ``split``, with its personalization."""
+    spec = SPLITS[split]
+    cls = spec.classes[class_index]
+    rng = np.random.default_rng([spec.seed, class_index, graph, _KIND_CODE[cls.kind]])
     src, dst = power_law_graph(rng, cls.n, cls.avg_degree)
     has_out = np.flatnonzero(np.bincount(src, minlength=cls.n))
     s = np.zeros(cls.n)
@@ -140,16 +182,36 @@ def make_instance(split: str, class_index: int, call: int) -> Instance:
         nodes = rng.choice(has_out, size=TOPIC_SIZE, replace=False)
         s[nodes] = rng.dirichlet(np.ones(TOPIC_SIZE))
         s /= s.sum()
-    return Instance(f"{split}/{cls.name}/{call}", cls.n, src, dst, s)
+    return Instance(f"{split}/{cls.name}/graph{graph}", cls.n, src, dst, s)
 
 
-def make_instances(split: str) -> list[list[Instance]]:
-    """The instances of ``split``, one list per instance class."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
-    _, classes = SPLITS[split]
-    return [[make_instance(split, c, k) for k in range(cls.calls)]
-            for c, cls in enumerate(classes)]
+def relabel(instance: Instance, rng: np.random.Generator, name: str) -> tuple[Instance,
+                                                                               np.ndarray]:
+    """The same query with node v renamed ``perm[v]`` and the edges shuffled; (it, perm)."""
+    perm = rng.permutation(instance.n)
+    order = rng.permutation(len(instance.src))
+    s = np.empty(instance.n)
+    s[perm] = instance.personalization
+    return Instance(name, instance.n, perm[instance.src[order]], perm[instance.dst[order]],
+                    s, instance.alpha), perm
+
+
+def make_queries(split: str, class_index: int) -> tuple[list[Instance], list[np.ndarray]]:
+    """The ``1 + max_repeats`` queries of a class and their converged PPR vectors."""
+    spec = SPLITS[split]
+    bases = [base_instance(split, class_index, g) for g in range(BASE_GRAPHS)]
+    base_truths = [true_ppr(b) for b in bases]
+    rng = np.random.default_rng([spec.seed, class_index, 999])
+    queries: list[Instance] = []
+    truths: list[np.ndarray] = []
+    for call in range(1 + spec.max_repeats):
+        g = call % BASE_GRAPHS
+        query, perm = relabel(bases[g], rng, f"{bases[g].name}/call{call}")
+        truth = np.empty(query.n)
+        truth[perm] = base_truths[g]
+        queries.append(query)
+        truths.append(truth)
+    return queries, truths
 
 
 def true_ppr(instance: Instance) -> np.ndarray:
@@ -223,61 +285,114 @@ def _call(fn: PPR, instance: Instance) -> object:
         raise ValueError(f"ppr raised {type(exc).__name__}: {exc} (on {instance.name})") from exc
 
 
-def time_program(fn: PPR, instances: list[Instance], truths: list[np.ndarray],
-                 ) -> tuple[float, float]:
-    """Check ``fn`` on every instance and time it; (median CPU seconds, max L1 error).
+@dataclass(frozen=True)
+class Timing:
+    """How one instance class went: median CPU seconds per call, and checks."""
 
-    The first instance is the warm-up: its answer is checked before anything is
-    timed. The others are timed one call each with ``evoforge.measure.measure``.
+    reference: float
+    program: float
+    rounds: int
+    max_error: float
+
+
+def time_against_reference(program: PPR, reference: PPR, instances: list[Instance],
+                           truths: list[np.ndarray], budget: float) -> Timing:
+    """Check ``program`` on the queries it runs and time it against ``reference``.
+
+    The first query is the warm-up of both; the program's answer is checked
+    before anything is timed, and its CPU time sets the number of rounds
+    (``budget`` divided by it, clamped to [MIN_REPEATS, len(instances) - 1], or
+    to [1, ...] after a warm-up slower than SLOW_CALL). A round calls the
+    reference on the previous query (untimed, so that whatever the program left
+    in the caches does not count against it), times it on the next query with
+    ``evoforge.measure.measure``, then does the same with the program (odd
+    rounds; even rounds the program goes first); so both see the same load and
+    the same kind of cache state. Every answer of the program is checked.
     """
-    errors = [_checked(instances[0], truths[0], _call(fn, instances[0]))]
-    queue = iter(instances[1:])
+    _checked(instances[0], truths[0], _call(reference, instances[0]), "the reference")
+    start = _THREAD_TIME()
+    answer = _call(program, instances[0])
+    warm_up = _THREAD_TIME() - start
+    errors = [_checked(instances[0], truths[0], answer)]
+    fewest = MIN_REPEATS if warm_up < SLOW_CALL else 1
+    rounds = min(len(instances) - 1, max(fewest, int(budget / max(warm_up, 1e-9))))
+    reference_times: list[float] = []
+    program_times: list[float] = []
     answers: list[object] = []
-
-    def timed_call() -> None:
-        answers.append(_call(fn, next(queue)))
-
-    result = measure(timed_call, warmup=0, repeats=len(instances) - 1)
+    threads_before = _thread_count()
+    process_start, thread_start = _PROCESS_TIME(), _THREAD_TIME()
+    for k in range(1, 1 + rounds):
+        for who in ((reference, program) if k % 2 else (program, reference)):
+            _call(who, instances[k - 1])  # untimed: whatever the other left in the caches
+            timed = measure(_call, who, instances[k], warmup=0, repeats=1, clock=_THREAD_TIME)
+            if who is reference:
+                reference_times.append(timed.samples[0])
+            else:
+                program_times.append(timed.samples[0])
+                answers.append(timed.result)
+    # one span for both clocks: the process clock may only tick every 4 ms
+    process = _PROCESS_TIME() - process_start
+    thread = _THREAD_TIME() - thread_start
+    if process > OTHER_THREADS_FACTOR * thread + OTHER_THREADS_SLACK:
+        raise ValueError(f"the program used {process:.3f} s of CPU time on all threads but "
+                         f"only {thread:.3f} s on its own: work on other threads is not allowed")
+    if _thread_count() > threads_before:
+        raise ValueError("the program started threads that are still running: work on other "
+                         "threads is not allowed")
     errors += [_checked(i, t, a) for i, t, a in zip(instances[1:], truths[1:], answers,
-                                                     strict=True)]
-    return result.median, max(errors)
+                                                     strict=False)]
+    return Timing(statistics.median(reference_times), statistics.median(program_times),
+                  rounds, max(errors))
 
 
-def _checked(instance: Instance, truth: np.ndarray, answer: object) -> float:
+def _checked(instance: Instance, truth: np.ndarray, answer: object,
+             who: str = "the program") -> float:
     try:
         return verify_ppr(answer, truth)
     except PPRError as exc:
+        if who != "the program":  # pragma: no cover - the reference is tested
+            raise RuntimeError(f"{who} failed on {instance.name}: {exc}") from exc
         raise PPRError(f"{instance.name}: {exc}") from None
 
 
-_PROCESS_TIME = time.process_time
+def _guarded() -> dict[str, object]:
+    """What the reference relies on: numpy's module attributes and a few builtins."""
+    objects: dict[str, object] = {f"numpy.{k}": v for k, v in vars(np).items()}
+    for name in ("abs", "len", "max", "min", "range", "sum", "zip"):
+        objects[f"builtins.{name}"] = getattr(builtins, name)
+    return objects
+
+
+def _check_untouched(before: dict[str, object]) -> None:
+    now = _guarded()
+    changed = [name for name, obj in before.items() if now.get(name) is not obj]
+    if changed:
+        raise ValueError(f"the program replaced {changed[0]}; programs may not modify numpy "
+                         "or builtins")
 
 
 def score(program_path: str | Path, split: str) -> dict[str, float]:
     """Check and time the program against the reference on every class of ``split``."""
-    _, classes = SPLITS[split]
-    instance_sets = make_instances(split)
-    # The answers to check against and the reference timings come first, before
-    # the program is even imported, so that nothing it does can change them.
-    truth_sets = [[true_ppr(i) for i in instances] for instances in instance_sets]
+    spec = SPLITS[split]
+    # The answers to check against are computed before the program is imported.
+    query_sets = [make_queries(split, c) for c in range(len(spec.classes))]
     reference = load_ppr(REFERENCE_PROGRAM)
-    ref_times = [time_program(reference, instances, truths)[0]
-                 for instances, truths in zip(instance_sets, truth_sets, strict=True)]
-    candidate = load_ppr(program_path)
+    before = _guarded()
+    program = load_ppr(program_path)
+    _check_untouched(before)
     metrics: dict[str, float] = {}
     log_speedups: list[float] = []
     max_error = 0.0
-    for cls, instances, truths, ref_time in zip(classes, instance_sets, truth_sets, ref_times,
-                                                strict=True):
-        cand_time, error = time_program(candidate, instances, truths)
-        if time.process_time is not _PROCESS_TIME:
-            raise ValueError("the program replaced time.process_time")
-        speedup = ref_time / max(cand_time, 1e-9)
+    for cls, (queries, truths) in zip(spec.classes, query_sets, strict=True):
+        timing = time_against_reference(program, reference, queries, truths, spec.budget)
+        _check_untouched(before)
+        speedup = timing.reference / max(timing.program, 1e-9)
         log_speedups.append(math.log(speedup))
-        max_error = max(max_error, error)
+        max_error = max(max_error, timing.max_error)
         metrics[f"speedup_{cls.name}"] = round(speedup, 4)
-        metrics[f"ms_{cls.name}"] = round(1000 * cand_time, 4)
-        metrics[f"reference_ms_{cls.name}"] = round(1000 * ref_time, 4)
+        metrics[f"ms_{cls.name}"] = round(1000 * timing.program, 4)
+        metrics[f"reference_ms_{cls.name}"] = round(1000 * timing.reference, 4)
+        metrics[f"timed_calls_{cls.name}"] = timing.rounds
     metrics["max_l1_error"] = max_error
     metrics["combined_score"] = round(math.exp(sum(log_speedups) / len(log_speedups)), 4)
     return metrics

@@ -15,10 +15,9 @@ exact vector is correct; the score is speed relative to a numpy reference.
 
 import numpy as np  # noqa: F401  (available to the evolved code)
 
-
 # EVOLVE-BLOCK-START
 TARGET_ERROR = 2e-5  # L1 error guaranteed at the stop (the check allows 1e-4)
-MAX_ITER = 1000
+MAX_ITER = 100
 SPARSE_STEPS = 3  # first steps from a sparse s only touch the edges of nodes with mass
 
 

@@ -15,10 +15,9 @@ exact vector is correct; the score is speed relative to a numpy reference.
 
 import numpy as np  # noqa: F401  (available to the evolved code)
 
-
 # EVOLVE-BLOCK-START
 TOL_DIGITS = 10  # stop when an iteration changes x by less than 10**-TOL_DIGITS (L1)
-MAX_ITER = 1000
+MAX_ITER = 100
 
 
 def ppr(n, src, dst, personalization, alpha):
