@@ -409,11 +409,34 @@ def _builtin(name: str) -> Problem:
 
 
 @problems_app.command("show")
-def problems_show(name: Annotated[str, typer.Argument(help="Built-in problem name.")]) -> None:
-    """Print a problem's README."""
+def problems_show(
+    name: Annotated[str, typer.Argument(help="Built-in problem name.")],
+    score: Annotated[bool, typer.Option(
+        "--score", help="Also score the initial program and every baseline, now.")] = False,
+) -> None:
+    """Print a problem's README (and, with --score, score its baselines on both splits)."""
     prob = _builtin(name)
     readme = prob.path / "README.md"
     sys.stdout.write(readme.read_text() if readme.exists() else f"{name}: no README\n")
+    if not score:
+        return
+    table = Table(title=f"{name}: {prob.config.objective.metric} "
+                        f"({prob.config.objective.direction}), measured now")
+    for col in ("program", "train", "test"):
+        table.add_column(col, justify="left" if col == "program" else "right")
+    programs = {"initial": prob.initial_program,
+                **{f"baseline {b}": p.read_text() for b, p in prob.baselines.items()}}
+    for label, code in programs.items():
+        cells = []
+        for function in ("evaluate", "evaluate_test"):
+            if function not in prob.evaluator_functions:
+                cells.append("-")
+                continue
+            outcome = score_program(prob, code, function)
+            cells.append(_fmt(objective(prob, outcome.metrics)) if outcome.status == "ok"
+                         else f"{outcome.status}: {outcome.error}")
+        table.add_row(label, *cells)
+    console.print(table)
 
 
 @problems_app.command("score")

@@ -44,6 +44,10 @@ class EvaluatorConfig(_Model):
     network: bool = Field(False, description="let candidates use the network")
     file_mb: int = Field(64, gt=0, description="largest file (stdout included) a candidate writes")
     max_processes: int = Field(64, gt=0, description="processes a candidate may run at once")
+    probe_inputs: list[list[Any]] | None = Field(
+        None, description="functional hashing inputs, one list of positional arguments per "
+        "call (instead of the evaluator's probe_inputs())"
+    )
 
 
 class FeatureConfig(_Model):

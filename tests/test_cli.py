@@ -189,3 +189,26 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path: Path) -> None:
     assert evoforge("resume", cwd=tmp_path).returncode == 0
     assert all(_finished(db)[i] == v for i, v in finished.items())
     assert status_json(tmp_path)["evaluated"] == 40
+
+
+def test_problems_show_and_score(tmp_path: Path) -> None:
+    shown = evoforge("problems", "show", "circle_packing", "--score", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "# circle_packing" in shown.stdout or "circle_packing" in shown.stdout.splitlines()[0]
+    assert "baseline grid" in shown.stdout and "2.5414" in shown.stdout
+    listing = evoforge("problems", cwd=tmp_path)
+    for name in ("bin_packing", "eplb", "kv_eviction", "circle_packing", "txn_scheduling",
+                 "spot_scheduling", "job_shop", "tts_allocation", "ppr", "max_coverage",
+                 "hamming"):
+        assert name in listing.stdout
+    best_fit = ROOT / "evoforge" / "problems" / "bin_packing" / "baselines" / "best_fit.py"
+    scored = evoforge("problems", "score", "bin_packing", str(best_fit), "--json", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["combined_score"] == pytest.approx(-4.8573, abs=1e-3)
+    broken = tmp_path / "broken.py"
+    broken.write_text("def priority(item, bins):\n    return 1 / 0\n")
+    bad = evoforge("problems", "score", "bin_packing", str(broken), cwd=tmp_path)
+    assert bad.returncode == 2 and "ZeroDivisionError" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    unknown = evoforge("problems", "show", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and "no built-in problem 'nope'" in unknown.stderr

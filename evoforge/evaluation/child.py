@@ -193,14 +193,19 @@ def _canonical(value: Any, out: list[str]) -> None:
         out.append(repr(value))
 
 
-def probe(module: Any, program_path: str) -> dict[str, Any]:
-    """Run the candidate on the evaluator's ``probe_inputs()`` and hash the outputs.
+def probe(module: Any, program_path: str,
+          arguments: list[list[Any]] | None = None) -> dict[str, Any]:
+    """Run the candidate on probe inputs and hash the outputs.
 
-    The evaluator names the function with ``PROBE_FUNCTION`` (default: the first
-    function the program defines). An input that makes the candidate raise hashes
-    as the exception's type, so equal failures are equal too.
+    The inputs are ``arguments`` (from the config: one list of positional arguments
+    per call) or else the evaluator's ``probe_inputs()`` (one input per call; a tuple
+    is spread as arguments). The evaluator names the function with
+    ``PROBE_FUNCTION`` (default: the first function the program defines). An input
+    that makes the candidate raise hashes as the exception's type, so equal failures
+    are equal too.
     """
-    inputs = module.probe_inputs()
+    inputs: list[Any] = ([tuple(a) for a in arguments] if arguments is not None
+                         else list(module.probe_inputs()))
     spec = importlib.util.spec_from_file_location("candidate_probe", program_path)
     assert spec is not None and spec.loader is not None
     program = importlib.util.module_from_spec(spec)
@@ -229,11 +234,12 @@ def probe(module: Any, program_path: str) -> dict[str, Any]:
     return {"metrics": {}, "artifacts": {"probe_hash": digest}}
 
 
-def call_function(module: Any, function: str, program_path: str) -> dict[str, Any]:
+def call_function(module: Any, function: str, program_path: str,
+                  probe_arguments: list[list[Any]] | None = None) -> dict[str, Any]:
     """Call ``module.function(program_path)``; the outcome dict, never an exception."""
     if function == PROBE:
         try:
-            return probe(module, program_path)
+            return probe(module, program_path, probe_arguments)
         except BaseException as exc:  # noqa: BLE001
             return _error(exc)
     func = getattr(module, function, None)
@@ -267,7 +273,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     module, error = import_evaluator(job["evaluator_path"])
     if error is not None:
         return error
-    return call_function(module, job["function"], job["program_path"])
+    return call_function(module, job["function"], job["program_path"],
+                         job.get("probe_arguments"))
 
 
 def main() -> None:

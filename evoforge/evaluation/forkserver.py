@@ -188,7 +188,8 @@ def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | 
         if import_error is not None:
             result = import_error
         else:
-            result = call_function(module, request["function"], request["program_path"])
+            result = call_function(module, request["function"], request["program_path"],
+                                   request.get("probe_arguments"))
         if os.getpid() != me:
             os._exit(0)  # a process the candidate forked got here: only the child reports
         write_result(request["result_path"], result)

@@ -45,6 +45,7 @@ class EvalJob:
         file_mb: largest file the evaluation may write (stdout and stderr included).
         max_processes: processes the evaluation may run at once (where enforceable).
         network: whether the evaluation may use the network.
+        probe_arguments: for the probe pseudo-function, inputs from the config.
     """
 
     code: str
@@ -56,6 +57,7 @@ class EvalJob:
     file_mb: int = 64
     max_processes: int = 64
     network: bool = False
+    probe_arguments: list[list[Any]] | None = None
 
 
 @dataclass
@@ -267,6 +269,7 @@ async def run_isolated(job: EvalJob) -> EvalOutcome:
         "result_path": str(result_path),
         "workdir": str(workdir),
         "memory_mb": job.memory_mb,
+        "probe_arguments": job.probe_arguments,
     }))
     env = {**os.environ, **_CHILD_ENV}
     cap = job.output_cap_kb * 1024

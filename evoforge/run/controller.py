@@ -174,7 +174,8 @@ class Evolution:
         self.func_hits = 0
         self.func_saved_seconds = 0.0
         self.simplifications = 0
-        self.probing = "probe_inputs" in problem.evaluator_functions
+        self.probing = ("probe_inputs" in problem.evaluator_functions
+                        or config.evaluator.probe_inputs is not None)
         self._simplify_base: Candidate | None = None
         self._simplify_queue: list[str] = []
         self._simplified: set[int] = set()
@@ -372,7 +373,8 @@ class Evolution:
         return EvalJob(code=code, evaluator_path=self.problem.evaluator_path,
                        function=function, timeout=timeout, memory_mb=ev.memory_mb,
                        output_cap_kb=ev.output_cap_kb, file_mb=ev.file_mb,
-                       max_processes=ev.max_processes, network=ev.network)
+                       max_processes=ev.max_processes, network=ev.network,
+                       probe_arguments=ev.probe_inputs if function == PROBE else None)
 
     def _judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
         """Turn an outcome into the fields stored with the candidate."""

@@ -99,3 +99,33 @@ def test_simplify_removes_statements_that_change_nothing(tmp_path: Path) -> None
     assert best_simple.score == 0.0
     assert best_simple.functional_hash == cands[1].functional_hash
     assert evo.simplifications >= 1
+
+
+def test_probe_inputs_from_the_config(tmp_path: Path) -> None:
+    """A problem without probe_inputs() gets functional hashing from config.yaml."""
+    import shutil
+
+    folder = tmp_path / "quadratic"
+    shutil.copytree(FIXTURE.parent / "quadratic", folder)
+    with (folder / "config.yaml").open("a") as f:
+        f.write("\nevaluator: {timeout: 10, probe_inputs: [[-1.0], [0.0], [2.5]]}\n")
+    problem = load_problem(folder)
+    assert "probe_inputs" not in problem.evaluator_functions
+    storage = SQLStorage(str(tmp_path / "run.db"))
+    record = create_run(storage, problem, budget=5)
+    cfg = RunConfig.model_validate(record.config)
+    bodies = [SAME_AS_INITIAL, GOOD]
+    evo = Evolution(problem, storage, record, LocalExecutor(1), cfg,
+                    proposer=Scripted(problem.template, bodies))
+
+    async def main() -> None:
+        try:
+            await evo.run_session()
+        finally:
+            await evo.executor.close()
+
+    asyncio.run(main())
+    cands = list(storage.iter_candidates(record.id))
+    assert cands[1].status == Status.DUPLICATE and cands[1].duplicate_of == cands[0].id
+    assert cands[1].functional_hash == cands[0].functional_hash
+    assert cands[2].status == Status.OK and cands[2].functional_hash != cands[0].functional_hash
