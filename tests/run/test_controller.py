@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 
 import pytest
@@ -12,31 +11,11 @@ from evoforge.candidate import Candidate, Status
 from evoforge.config import RunConfig
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem import load_problem
-from evoforge.proposers.base import Proposal, Proposer
 from evoforge.run import Events, Evolution, Progress, RunError, create_run, execute
 from evoforge.storage import SQLStorage
+from evoforge.testing import ScriptedProposer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "problems"
-
-
-class ScriptedProposer(Proposer):
-    """Proposes the given evolve-region bodies in order, then nothing."""
-
-    def __init__(self, template, bodies: list[str]) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(template)
-        self.bodies = list(bodies)
-        self.feedbacks: list[tuple[float | None, float | None]] = []
-
-    def propose(self, parent: Candidate, inspirations: list[Candidate],
-                rng: random.Random) -> Proposal | None:
-        if not self.bodies:
-            return None
-        code = self.template.render([self.bodies.pop(0)])
-        return Proposal(code=code, operator="scripted", parent_ids=[parent.id])
-
-    def feedback(self, proposal: Proposal, parent_fitness: float | None,
-                 child_fitness: float | None, error: str | None = None) -> None:
-        self.feedbacks.append((parent_fitness, child_fitness))
 
 
 def _scripted_run(tmp_path: Path, bodies: list[str], budget: int,
@@ -88,7 +67,7 @@ def test_faulty_candidates_are_stored_with_reasons_and_the_run_goes_on(tmp_path:
     assert storage.best(run_id).score == 2.0  # type: ignore[union-attr]
     # the proposer heard about every evaluated proposal, with None for failures
     assert len(proposer.feedbacks) == len(names)
-    assert sorted(c for _, c in proposer.feedbacks if c is not None) == [2.0]
+    assert sorted(c for _, c, _ in proposer.feedbacks if c is not None) == [2.0]
 
 
 def test_duplicates_are_stored_not_evaluated(tmp_path: Path) -> None:

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 
-from evoforge.candidate import Candidate, Status
+from evoforge.candidate import Status
 from evoforge.config import RunConfig
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem import load_problem
-from evoforge.proposers.base import Proposal, Proposer
 from evoforge.run import Evolution, create_run
 from evoforge.storage import SQLStorage
+from evoforge.testing import ScriptedProposer
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "cascade_probe"
-
-
-class Scripted(Proposer):
-    def __init__(self, template, bodies: list[str]) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(template)
-        self.bodies = list(bodies)
-
-    def propose(self, parent: Candidate, inspirations: list[Candidate],
-                rng: random.Random) -> Proposal | None:
-        if not self.bodies:
-            return None
-        return Proposal(code=self.template.render([self.bodies.pop(0)]), operator="scripted",
-                        parent_ids=[parent.id])
 
 
 def run(tmp_path: Path, bodies: list[str], budget: int,
@@ -39,7 +25,7 @@ def run(tmp_path: Path, bodies: list[str], budget: int,
     if config:
         cfg = cfg.model_copy(update={"mutation": cfg.mutation.model_copy(update=config)})
     evo = Evolution(problem, storage, record, LocalExecutor(1), cfg,
-                    proposer=Scripted(problem.template, bodies))
+                    proposer=ScriptedProposer(problem.template, bodies))
 
     async def main() -> None:
         try:
@@ -116,7 +102,7 @@ def test_probe_inputs_from_the_config(tmp_path: Path) -> None:
     cfg = RunConfig.model_validate(record.config)
     bodies = [SAME_AS_INITIAL, GOOD]
     evo = Evolution(problem, storage, record, LocalExecutor(1), cfg,
-                    proposer=Scripted(problem.template, bodies))
+                    proposer=ScriptedProposer(problem.template, bodies))
 
     async def main() -> None:
         try:

@@ -16,29 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from evoforge.candidate import Candidate, Status
+from evoforge.candidate import Status
 from evoforge.config import RunConfig
 from evoforge.evaluation.workers import ForkServer
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem import load_problem
-from evoforge.proposers.base import Proposal, Proposer
 from evoforge.run import Evolution, create_run
 from evoforge.storage import SQLStorage
+from evoforge.testing import ScriptedProposer
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "faulty"
-
-
-class Scripted(Proposer):
-    def __init__(self, template, bodies: list[str]) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(template)
-        self.bodies = list(bodies)
-
-    def propose(self, parent: Candidate, inspirations: list[Candidate],
-                rng: random.Random) -> Proposal | None:
-        if not self.bodies:
-            return None
-        return Proposal(code=self.template.render([self.bodies.pop(0)]), operator="scripted",
-                        parent_ids=[parent.id])
 
 
 def faults(port: int, outside: Path, marker: str) -> dict[str, tuple[str, Status, str]]:
@@ -101,7 +88,7 @@ def test_every_fault_is_stored_with_its_reason_and_nothing_is_left(tmp_path: Pat
     config = config.model_copy(update={"evaluator": config.evaluator.model_copy(
         update={"timeout": 8.0, "memory_mb": 512, "max_processes": 32, "file_mb": 16})})
     evo = Evolution(problem, storage, record, LocalExecutor(2), config,
-                    proposer=Scripted(problem.template, bodies))
+                    proposer=ScriptedProposer(problem.template, bodies))
 
     workers: list[ForkServer] = []
 
