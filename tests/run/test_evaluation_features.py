@@ -17,8 +17,8 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "casca
 
 
 def run(tmp_path: Path, bodies: list[str], budget: int,
-        **config: object) -> tuple[SQLStorage, int, Evolution]:
-    problem = load_problem(FIXTURE)
+        folder: Path = FIXTURE, **config: object) -> tuple[SQLStorage, int, Evolution]:
+    problem = load_problem(folder)
     storage = SQLStorage(str(tmp_path / "run.db"))
     record = create_run(storage, problem, budget=budget)
     cfg = RunConfig.model_validate(record.config)
@@ -95,23 +95,9 @@ def test_probe_inputs_from_the_config(tmp_path: Path) -> None:
     shutil.copytree(FIXTURE.parent / "quadratic", folder)
     with (folder / "config.yaml").open("a") as f:
         f.write("\nevaluator: {timeout: 10, probe_inputs: [[-1.0], [0.0], [2.5]]}\n")
-    problem = load_problem(folder)
-    assert "probe_inputs" not in problem.evaluator_functions
-    storage = SQLStorage(str(tmp_path / "run.db"))
-    record = create_run(storage, problem, budget=5)
-    cfg = RunConfig.model_validate(record.config)
-    bodies = [SAME_AS_INITIAL, GOOD]
-    evo = Evolution(problem, storage, record, LocalExecutor(1), cfg,
-                    proposer=ScriptedProposer(problem.template, bodies))
-
-    async def main() -> None:
-        try:
-            await evo.run_session()
-        finally:
-            await evo.executor.close()
-
-    asyncio.run(main())
-    cands = list(storage.iter_candidates(record.id))
+    assert "probe_inputs" not in load_problem(folder).evaluator_functions
+    storage, run_id, _ = run(tmp_path, [SAME_AS_INITIAL, GOOD], budget=5, folder=folder)
+    cands = list(storage.iter_candidates(run_id))
     assert cands[1].status == Status.DUPLICATE and cands[1].duplicate_of == cands[0].id
     assert cands[1].functional_hash == cands[0].functional_hash
     assert cands[2].status == Status.OK and cands[2].functional_hash != cands[0].functional_hash
