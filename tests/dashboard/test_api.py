@@ -1,0 +1,125 @@
+"""The dashboard's HTTP API and pages, over real HTTP, against a database a real run wrote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+
+def test_pages_and_json_agree_with_status(finished_run: Path, helpers: Any) -> None:
+    status = helpers.status_json(finished_run, "done")
+    with helpers.serve(str(finished_run)) as base:
+        runs = httpx.get(f"{base}/api/runs").json()
+        assert [r["run"] for r in runs] == ["done"]
+        run_id = runs[0]["id"]
+        info = httpx.get(f"{base}/api/runs/{run_id}").json()
+        for key, value in status.items():
+            assert info[key] == value, key
+        home = httpx.get(f"{base}/")
+        assert home.status_code == 200 and f'href="/runs/{run_id}"' in home.text
+        page = httpx.get(f"{base}/runs/{run_id}")
+        assert page.status_code == 200
+        assert f'<span id="evaluated">{status["evaluated"]}</span>' in page.text
+        # the lineage ends at the best candidate and starts at the initial program
+        lineage = info["lineage"]
+        assert lineage[0]["operator"] == "initial" and lineage[-1]["id"] == status["best_id"]
+        assert lineage[-1]["score"] == status["best_score"]
+        # every finished candidate is a point; evaluation numbers end at the count
+        points = httpx.get(f"{base}/api/runs/{run_id}/points").json()["points"]
+        assert len(points) == sum(status[k] for k in ("evaluated", "duplicates", "rejected"))
+        assert points[-1]["evaluation"] == status["evaluated"]
+        later = httpx.get(f"{base}/api/runs/{run_id}/points",
+                          params={"after": points[9]["seq"]}).json()["points"]
+        assert later == points[10:]
+        # the MAP-Elites grids and the stats are on the page
+        fragment = httpx.get(f"{base}/fragments/runs/{run_id}").text
+        assert 'table class="heat"' in fragment and 'id="operators"' in fragment
+
+
+def test_candidate_page_escapes_code_and_output(finished_run: Path, helpers: Any) -> None:
+    status = helpers.status_json(finished_run, "done")
+    with helpers.serve(str(finished_run)) as base:
+        page = httpx.get(f"{base}/candidates/{status['best_id']}")
+        assert page.status_code == 200
+        assert "<script>alert(1)</script>" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text  # the stdout, as text
+        assert 'id="diff"' in page.text  # the best is not the initial program
+        data = httpx.get(f"{base}/api/candidates/{status['best_id']}").json()
+        assert data["artifacts"]["stdout"] == "<script>alert(1)</script>\n"
+
+
+@pytest.mark.parametrize("path", [
+    "/runs/999", "/runs/abc", "/runs/-1", "/candidates/999999", "/candidates/1e3",
+    "/api/runs/999", "/api/runs/1/points?after=x", "/api/candidates/0",
+    "/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
+    "/fragments/runs/999", "/etc/passwd", "/docs", "/openapi.json",
+])
+def test_unknown_ids_and_path_tricks_are_404(finished_run: Path, helpers: Any,
+                                              path: str) -> None:
+    with helpers.serve(str(finished_run)) as base:
+        assert httpx.get(base + path).status_code == 404
+
+
+def test_no_endpoint_writes(finished_run: Path, helpers: Any) -> None:
+    before = finished_run.read_bytes()
+    with helpers.serve(str(finished_run)) as base:
+        for path in ("/", "/api/runs", "/runs/1", "/candidates/1"):
+            for method in ("POST", "PUT", "DELETE", "PATCH"):
+                assert httpx.request(method, base + path).status_code == 405
+        for path in ("/", "/api/runs", "/runs/1", "/candidates/2", "/api/runs/1/points"):
+            assert httpx.get(base + path).status_code == 200
+    # the connection itself refuses writes
+    from evoforge.storage import open_storage
+
+    store = open_storage(str(finished_run), read_only=True)
+    with pytest.raises(Exception, match="readonly"):
+        store.update_run(1, status="tampered")
+    store.close()
+    with sqlite3.connect(finished_run) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert finished_run.read_bytes() == before
+
+
+def test_dashboard_command_serves_a_run(finished_run: Path, helpers: Any) -> None:
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen([sys.executable, "-m", "evoforge", "dashboard", "--storage",
+                             str(finished_run), "--port", str(port)],
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                home = httpx.get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.ConnectError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "evoforge dashboard did not start"
+                time.sleep(0.2)
+        assert home.status_code == 200 and "done" in home.text
+        assert httpx.get(f"http://127.0.0.1:{port}/runs/1").status_code == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_bad_storage_is_one_line(tmp_path: Path, helpers: Any) -> None:
+    proc = helpers.evoforge("dashboard", "--storage", str(tmp_path / "missing.db"),
+                            cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: no SQLite database at {tmp_path / 'missing.db'}"
+    assert not (tmp_path / "missing.db").exists()
