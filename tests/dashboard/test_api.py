@@ -8,11 +8,19 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+
+@pytest.fixture(scope="module")
+def base(finished_run: Path, helpers: Any) -> Iterator[str]:
+    """One dashboard over the finished run for the whole module."""
+    with helpers.serve(str(finished_run)) as url:
+        yield url
 
 
 def test_pages_and_json_agree_with_status(finished_run: Path, helpers: Any) -> None:
@@ -45,16 +53,16 @@ def test_pages_and_json_agree_with_status(finished_run: Path, helpers: Any) -> N
         assert 'table class="heat"' in fragment and 'id="operators"' in fragment
 
 
-def test_candidate_page_escapes_code_and_output(finished_run: Path, helpers: Any) -> None:
+def test_candidate_page_escapes_code_and_output(finished_run: Path, helpers: Any,
+                                                base: str) -> None:
     status = helpers.status_json(finished_run, "done")
-    with helpers.serve(str(finished_run)) as base:
-        page = httpx.get(f"{base}/candidates/{status['best_id']}")
-        assert page.status_code == 200
-        assert "<script>alert(1)</script>" not in page.text
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text  # the stdout, as text
-        assert 'id="diff"' in page.text  # the best is not the initial program
-        data = httpx.get(f"{base}/api/candidates/{status['best_id']}").json()
-        assert data["artifacts"]["stdout"] == "<script>alert(1)</script>\n"
+    page = httpx.get(f"{base}/candidates/{status['best_id']}")
+    assert page.status_code == 200
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text  # the stdout, as text
+    assert 'id="diff"' in page.text  # the best is not the initial program
+    data = httpx.get(f"{base}/api/candidates/{status['best_id']}").json()
+    assert data["artifacts"]["stdout"] == "<script>alert(1)</script>\n"
 
 
 @pytest.mark.parametrize("path", [
@@ -63,10 +71,8 @@ def test_candidate_page_escapes_code_and_output(finished_run: Path, helpers: Any
     "/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
     "/fragments/runs/999", "/etc/passwd", "/docs", "/openapi.json",
 ])
-def test_unknown_ids_and_path_tricks_are_404(finished_run: Path, helpers: Any,
-                                              path: str) -> None:
-    with helpers.serve(str(finished_run)) as base:
-        assert httpx.get(base + path).status_code == 404
+def test_unknown_ids_and_path_tricks_are_404(base: str, path: str) -> None:
+    assert httpx.get(base + path).status_code == 404
 
 
 def test_no_endpoint_writes(finished_run: Path, helpers: Any) -> None:
