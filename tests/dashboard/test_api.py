@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -129,3 +130,41 @@ def test_bad_storage_is_one_line(tmp_path: Path, helpers: Any) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: no SQLite database at {tmp_path / 'missing.db'}"
     assert not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.skipif(not os.environ.get("EVOFORGE_TEST_POSTGRES"),
+                    reason="EVOFORGE_TEST_POSTGRES is not set")
+def test_postgresql_storage_read_only(html_problem: Path, tmp_path: Path, helpers: Any) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from evoforge.storage import open_storage
+    from evoforge.storage.sql import normalize_url
+
+    url = os.environ["EVOFORGE_TEST_POSTGRES"]
+    name = f"test-dash-{uuid.uuid4().hex[:12]}"
+    proc = helpers.evoforge("run", str(html_problem), "--budget", "8", "--workers", "1",
+                            "--storage", url, "--run-name", name, cwd=tmp_path)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        status = json.loads(helpers.evoforge("status", "--json", "--storage", url,
+                                             "--run-name", name, cwd=tmp_path).stdout)
+        store = open_storage(url, read_only=True)
+        run = store.get_run(name)
+        assert run is not None
+        with pytest.raises(Exception, match="read-only"):
+            store.update_run(run.id, status="tampered")
+        store.close()
+        with helpers.serve(url) as base:
+            info = httpx.get(f"{base}/api/runs/{run.id}").json()
+            assert {k: info[k] for k in status} == status
+            assert httpx.get(f"{base}/runs/{run.id}").status_code == 200
+            assert httpx.get(f"{base}/candidates/{status['best_id']}").status_code == 200
+    finally:
+        engine = sa.create_engine(normalize_url(url))
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM candidates WHERE run_id IN "
+                                 "(SELECT id FROM runs WHERE name = :n)"), {"n": name})
+            conn.execute(sa.text("DELETE FROM runs WHERE name = :n"), {"n": name})
+        engine.dispose()
