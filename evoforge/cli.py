@@ -384,18 +384,24 @@ def dashboard(
 ) -> None:
     """Serve a live, read-only web dashboard of the runs in a storage."""
     try:
+        import uvicorn
+
         from evoforge.dashboard.app import create_app
     except ImportError as exc:
         raise CLIError(f"the dashboard needs its extra: pip install 'evoforge[dashboard]' "
                        f"({exc.name} is missing)") from None
-    import uvicorn
+    import socket
 
     web = create_app(storage)
-    console.print(f"evoforge dashboard on http://{host}:{port}/ (Ctrl-C stops it)")
-    try:
-        uvicorn.run(web, host=host, port=port, log_level="warning")
+    try:  # bind here so that a taken port or a bad host is one line, not uvicorn's log
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
     except OSError as exc:
         raise CLIError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    console.print(f"evoforge dashboard on http://{host}:{port}/ (Ctrl-C stops it)")
+    uvicorn.Server(uvicorn.Config(web, log_level="warning")).run(sockets=[sock])
 
 
 @app.command()
@@ -405,11 +411,12 @@ def report(
     storage: StorageOpt = DEFAULT_URL,
 ) -> None:
     """Write report.md and PNG plots (score, archive, operators) of a run."""
-    try:
-        from evoforge.report.writer import write_report
-    except ImportError as exc:
-        raise CLIError(f"the report needs matplotlib: pip install 'evoforge[report]' "
-                       f"({exc.name} is missing)") from None
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CLIError("the report needs matplotlib: pip install 'evoforge[report]'")
+    from evoforge.report.writer import write_report
+
     try:
         store = open_storage(storage, read_only=True)
     except StorageError as exc:

@@ -116,8 +116,11 @@ def create_app(url: str) -> FastAPI:
         for run in reversed(storage.list_runs()):
             info = facts.status_of(storage, run)
             rows.append({**info, "id": run.id, "created_at": run.created_at,
-                         "updated_at": run.updated_at})
+                         "updated_at": run.updated_at, "live_rate": live_rate(run)})
         return rows
+
+    def live_rate(run: RunRecord) -> float | None:
+        return facts.recent_rate(storage, run.id) if run.status == "running" else None
 
     def run_context(run: RunRecord) -> dict[str, Any]:
         info = facts.status_of(storage, run)
@@ -127,6 +130,7 @@ def create_app(url: str) -> FastAPI:
         lo, hi = facts.colour_range(grids)
         colours = [[[_colour(v, lo, hi) for v in row] for row in g.cells] for g in grids]
         return {"run": run, "info": info, "lineage": steps, "grids": grids,
+                "live_rate": live_rate(run),
                 "grid_note": grid_note, "colours": colours, "grid_range": (lo, hi),
                 "simplify": facts.simplification(storage, run.id)}
 

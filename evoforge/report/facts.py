@@ -8,6 +8,7 @@ so that the dashboard, the report and ``status`` always agree.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,26 @@ def status_of(storage: Storage, run: RunRecord) -> dict[str, Any]:
     from evoforge.cli import status_dict
 
     return status_dict(storage, run)
+
+
+def recent_rate(storage: Storage, run_id: int, window: float = 60.0,
+                now: float | None = None) -> float | None:
+    """Evaluations per second over the last ``window`` seconds of finished evaluations.
+
+    ``status`` knows a run's speed only once a session ends (its elapsed time is stored
+    then); this is the speed of a run that is going on now. None when nothing finished
+    in the window.
+    """
+    c = candidates.c
+    now = time.time() if now is None else now
+    with _engine(storage).connect() as conn:
+        first, n = conn.execute(sa.select(sa.func.min(c.finished_at), sa.func.count()).where(
+            c.run_id == run_id, c.finished_at >= now - window,
+            c.status.in_([str(s) for s in EVALUATED]))).one()
+    if not n or first is None:
+        return None
+    span = max(now - float(first), 1.0)
+    return float(n) / span
 
 
 def _engine(storage: Storage) -> sa.engine.Engine:

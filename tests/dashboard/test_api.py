@@ -119,6 +119,10 @@ def test_dashboard_command_serves_a_run(finished_run: Path, helpers: Any) -> Non
                 time.sleep(0.2)
         assert home.status_code == 200 and "done" in home.text
         assert httpx.get(f"http://127.0.0.1:{port}/runs/1").status_code == 200
+        taken = helpers.evoforge("dashboard", "--storage", str(finished_run), "--port",
+                                 str(port), cwd=finished_run.parent)
+        assert taken.returncode == 2
+        assert taken.stderr == f"error: cannot serve on 127.0.0.1:{port}: Address already in use\n"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=30)
