@@ -198,12 +198,17 @@ def archive_grids(storage: Storage, run: RunRecord) -> tuple[list[Grid], str | N
     dims = config.feature_dimensions
     if len(dims) < 2:
         return [], "the archive has fewer than two feature axes"
-    ok = list(storage.iter_candidates(run.id, (Status.OK,)))
-    if not ok:
+    c = candidates.c
+    with _engine(storage).connect() as conn:
+        # only the columns the grid needs: the page polls this every few seconds
+        ok = conn.execute(sa.select(c.id, c.island, c.fitness, c.features).where(
+            c.run_id == run.id, c.status == str(Status.OK)).order_by(c.seq)).all()
+        initial_code = conn.execute(sa.select(c.code).where(c.run_id == run.id)
+                                    .order_by(c.seq).limit(1)).scalar()
+    if not ok or initial_code is None:
         return [], "no successful candidate yet"
-    initial = next(iter(storage.iter_candidates(run.id, None)))
     try:
-        space = FeatureSpace(config, initial.code)
+        space = FeatureSpace(config, initial_code)
     except Exception as exc:  # a user's feature definition; show why, never crash a page
         return [], f"feature space unavailable: {exc}"
     x_bins, y_bins = dims[0].bins, dims[1].bins
@@ -212,21 +217,21 @@ def archive_grids(storage: Storage, run: RunRecord) -> tuple[list[Grid], str | N
                      [[None] * x_bins for _ in range(y_bins)], 0)
              for i in range(config.num_islands)}
     placed = dict.fromkeys(grids, 0)
-    for cand in ok:
-        if cand.fitness is None or not cand.features or cand.island not in grids:
+    for cid, island, fitness, features in ok:
+        if fitness is None or not features or island not in grids:
             continue
         try:
-            space.observe(cand.features)
-            cell = space.cell(cand.features)
+            space.observe(features)
+            cell = space.cell(features)
         except (KeyError, ValueError, TypeError):
             continue
-        grid = grids[cand.island]
+        grid = grids[island]
         x, y = cell[0], cell[1]
         old = grid.cells[y][x]
-        if old is None or cand.fitness > old:
-            grid.cells[y][x] = cand.fitness
-            grid.best[y][x] = cand.id
-        placed[cand.island] += 1
+        if old is None or fitness > old:
+            grid.cells[y][x] = fitness
+            grid.best[y][x] = cid
+        placed[island] += 1
     out = [Grid(g.island, g.x_name, g.y_name, g.x_bins, g.y_bins, g.cells, g.best,
                 placed[g.island]) for g in grids.values()]
     return out, None

@@ -172,3 +172,22 @@ def test_postgresql_storage_read_only(html_problem: Path, tmp_path: Path, helper
                                  "(SELECT id FROM runs WHERE name = :n)"), {"n": name})
             conn.execute(sa.text("DELETE FROM runs WHERE name = :n"), {"n": name})
         engine.dispose()
+
+
+def test_cascade_stages_and_functional_hashing_are_shown(tmp_path: Path, helpers: Any) -> None:
+    problem = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "cascade_probe"
+    db = tmp_path / "cascade.db"
+    proc = helpers.evoforge("run", str(problem), "--budget", "8", "--workers", "1",
+                            "--seed", "1", "--storage", str(db), "--run-name", "cascade",
+                            cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    status = helpers.status_json(db, "cascade")
+    assert status["functional_hashing"]["probed"] > 0
+    with helpers.serve(str(db)) as base:
+        page = httpx.get(f"{base}/candidates/{status['best_id']}").text
+        stages = page[page.index('id="stages"'):page.index("</table>", page.index('id="stages"'))]
+        assert stages.count("<tr>") == 3  # the header and two stages
+        assert "stage1 = 1.000000" in stages and "stage2 = 1.000000" in stages
+        fragment = httpx.get(f"{base}/fragments/runs/1").text
+        fh = status["functional_hashing"]
+        assert f"{fh['hits']} of {fh['probed']} probed candidates" in fragment
