@@ -56,7 +56,10 @@ def plot_scores(storage: Storage, run: RunRecord, info: dict[str, Any], path: Pa
     for name, scores in (info.get("baselines") or {}).items():
         if (scores or {}).get("train") is not None:
             lines[f"baseline {name}"] = scores["train"]
-    low = min(scored + [v for v in lines.values() if v is not None], default=0.0)
+    known = scored + [v for v in lines.values() if v is not None]
+    low, high = min(known, default=0.0), max(known, default=0.0)
+    # unscored candidates go on a row just below the lowest score
+    low -= 0.06 * ((high - low) or abs(low) or 1.0)
     for status, colour in STATUS_COLOURS.items():
         xs = [p["evaluation"] for p in points if p["status"] == status]
         ys = [p["score"] if p["score"] is not None else low
@@ -80,7 +83,7 @@ def plot_scores(storage: Storage, run: RunRecord, info: dict[str, Any], path: Pa
         if value is not None:
             ax.axhline(value, ls="--", lw=1.2, color=f"C{i + 2}", label=name, zorder=1)
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("score (unscored candidates on the lowest line)")
+    ax.set_ylabel("score (unscored candidates: the row below)")
     ax.set_title(f"run {run.name}: score over evaluations")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

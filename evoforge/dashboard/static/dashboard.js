@@ -29,7 +29,7 @@ const evoforge = (() => {
     const unscored = [];  // points without a score, drawn on the lower edge
     const byStatus = {};
     const best = [];
-    let bestFitness = -Infinity, lastEval = 0, after = -1, low = Infinity;
+    let bestFitness = -Infinity, lastEval = 0, after = -1, low = Infinity, high = -Infinity;
     const datasets = [];
     for (const s of Object.keys(COLOURS)) {
       byStatus[s] = {label: s, data: [], backgroundColor: COLOURS[s], borderColor: COLOURS[s],
@@ -44,7 +44,7 @@ const evoforge = (() => {
       const ds = {label: name, data: [], type: "line", borderDash: [6, 4], borderWidth: 1.5,
                   borderColor: LINE_COLOURS[i % LINE_COLOURS.length], pointRadius: 0, fill: false, y: y};
       lines.push(ds); datasets.push(ds);
-      low = Math.min(low, y);
+      low = Math.min(low, y); high = Math.max(high, y);
     });
     const chart = new Chart(document.getElementById(id), {
       type: "scatter", data: {datasets},
@@ -59,7 +59,10 @@ const evoforge = (() => {
                   if (p && p.id) window.location.href = `/candidates/${p.id}`;
                 }}});
     function redraw() {
-      for (const p of unscored) p.y = low;
+      // a row just below the lowest score, so that no scored point hides among them
+      const lo = Number.isFinite(low) ? low : 0, hi = Number.isFinite(high) ? high : 0;
+      const span = (hi - lo) || Math.abs(lo) || 1;
+      for (const p of unscored) p.y = lo - 0.06 * span;
       const x1 = Math.max(lastEval, 1);
       for (const ds of lines) ds.data = [{x: 0, y: ds.y}, {x: x1, y: ds.y}];
       chart.update("none");
@@ -72,7 +75,11 @@ const evoforge = (() => {
           for (const p of body.points) {
             lastEval = p.evaluation;
             const point = {x: p.evaluation, y: p.score, id: p.id, score: p.score, status: p.status};
-            if (p.score === null) { unscored.push(point); } else { low = Math.min(low, p.score); }
+            if (p.score === null) {
+              unscored.push(point);
+            } else {
+              low = Math.min(low, p.score); high = Math.max(high, p.score);
+            }
             (byStatus[p.status] || byStatus.rejected).data.push(point);
             if (p.status === "ok" && p.fitness !== null && p.fitness > bestFitness) {
               bestFitness = p.fitness;
