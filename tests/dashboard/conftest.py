@@ -18,14 +18,15 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 
 # A quadratic fit whose candidates print HTML: the dashboard must show it as text.
-# Each evaluation sleeps a little so that a run lasts long enough to be watched live.
+# The slow variant sleeps in each evaluation so that a run lasts long enough to be watched.
 EVALUATOR = '''"""Minus the mean squared error to 0.3 x^2 - 2 x + 1; slowed down to be watched."""
 import importlib.util
 import time
 
+SLEEP = {sleep!r}
 
 def evaluate(program_path):
-    time.sleep(float(__import__("os").environ.get("EVOFORGE_TEST_EVAL_SLEEP", "0")))
+    time.sleep(SLEEP)
     spec = importlib.util.spec_from_file_location("candidate", program_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -47,31 +48,29 @@ def f(x):
 CONFIG = "random_seed: 3\nevaluator: {timeout: 20}\ndatabase: {num_islands: 2}\n"
 
 
-def write_problem(folder: Path) -> Path:
-    """Write the HTML-printing quadratic problem into ``folder``."""
+def write_problem(folder: Path, sleep: float = 0.0) -> Path:
+    """Write the HTML-printing quadratic problem into ``folder``, ``sleep`` s per evaluation."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "evaluator.py").write_text(EVALUATOR)
+    (folder / "evaluator.py").write_text(EVALUATOR.replace("{sleep!r}", repr(sleep)))
     (folder / "initial_program.py").write_text(INITIAL)
     (folder / "config.yaml").write_text(CONFIG)
     return folder
 
 
-def evoforge(*args: str, cwd: Path, timeout: float = 180,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def evoforge(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run the real command line."""
     return subprocess.run([sys.executable, "-m", "evoforge", *args], cwd=cwd, text=True,
                           capture_output=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+                          env={**os.environ, "COLUMNS": "200"})
 
 
-def start_run(problem: Path, db: Path, name: str, budget: int,
-              sleep: float) -> subprocess.Popen[str]:
+def start_run(problem: Path, db: Path, name: str, budget: int) -> subprocess.Popen[str]:
     """Start ``evoforge run`` in the background (its own process group)."""
     return subprocess.Popen(
         [sys.executable, "-m", "evoforge", "run", str(problem), "--budget", str(budget),
          "--workers", "1", "--seed", "2", "--storage", str(db), "--run-name", name],
         cwd=db.parent, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "EVOFORGE_TEST_EVAL_SLEEP": str(sleep)}, start_new_session=True)
+        start_new_session=True)
 
 
 def status_json(db: Path, name: str) -> dict:  # type: ignore[type-arg]
@@ -110,6 +109,12 @@ def serve(url: str) -> Iterator[str]:
 def html_problem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The HTML-printing quadratic problem folder."""
     return write_problem(tmp_path_factory.mktemp("problems") / "html_quadratic")
+
+
+@pytest.fixture(scope="session")
+def slow_html_problem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same problem, 0.25 s per evaluation: a run that lasts long enough to watch."""
+    return write_problem(tmp_path_factory.mktemp("problems") / "slow_html_quadratic", 0.25)
 
 
 @pytest.fixture(scope="session")

@@ -34,10 +34,10 @@ def _wait_for_evaluations(db: Path, helpers: Any, name: str, at_least: int,
     raise AssertionError(f"run {name} did not reach {at_least} evaluations")
 
 
-def test_run_page_updates_live(page: Page, html_problem: Path, tmp_path: Path,
+def test_run_page_updates_live(page: Page, slow_html_problem: Path, tmp_path: Path,
                                helpers: Any) -> None:
     db = tmp_path / "live.db"
-    proc = helpers.start_run(html_problem, db, "live", budget=80, sleep=0.25)
+    proc = helpers.start_run(slow_html_problem, db, "live", budget=80)
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     try:
