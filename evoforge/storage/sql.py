@@ -248,10 +248,13 @@ class SQLStorage(Storage):
         query = candidates.select().where(candidates.c.run_id == run_id)
         if statuses:
             query = query.where(candidates.c.status.in_([str(s) for s in statuses]))
+        # streamed in batches: a caller that stops early (the initial program, for
+        # status) does not load a whole run's code into memory
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(candidates.c.seq)).all()
-        for row in rows:
-            yield self._candidate(row)
+            result = conn.execution_options(yield_per=500).execute(
+                query.order_by(candidates.c.seq))
+            for row in result:
+                yield self._candidate(row)
 
     def code_hashes(self, run_id: int) -> dict[str, int]:
         query = (sa.select(candidates.c.code_hash, sa.func.min(candidates.c.id))
