@@ -98,6 +98,8 @@ def create_app(url: str) -> FastAPI:
     async def _invalid(_request: Request, _exc: RequestValidationError) -> Response:
         return JSONResponse({"detail": "not found"}, status_code=404)
 
+    grid_cache: dict[int, tuple[tuple[Any, ...], tuple[list[facts.Grid], str | None]]] = {}
+
     def get_run(run_id: str) -> RunRecord:
         run = facts.run_by_id(storage, _int_id(run_id))
         if run is None:
@@ -126,7 +128,13 @@ def create_app(url: str) -> FastAPI:
         info = facts.status_of(storage, run)
         best = storage.best(run.id)
         steps = facts.lineage(storage, best) if best is not None else []
-        grids, grid_note = facts.archive_grids(storage, run)
+        # the grids change only with a new ok candidate: reuse them between polls
+        key = (run.id, info["ok"], run.updated_at)
+        cached = grid_cache.get(run.id)
+        if cached is None or cached[0] != key:
+            cached = (key, facts.archive_grids(storage, run))
+            grid_cache[run.id] = cached
+        grids, grid_note = cached[1]
         lo, hi = facts.colour_range(grids)
         colours = [[[_colour(v, lo, hi) for v in row] for row in g.cells] for g in grids]
         return {"run": run, "info": info, "lineage": steps, "grids": grids,
