@@ -64,6 +64,18 @@ def _colour(value: float | None, lo: float, hi: float) -> str:
     return str(to_hex(colormaps["viridis"](min(max(t, 0.0), 1.0))))
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: JSON has no such numbers, and a
+    candidate's metrics may hold them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _int_id(text: str) -> int:
     """A path id: digits only, else 404 (never a validation error that echoes input)."""
     if not text.isdigit() or len(text) > 18:
@@ -151,8 +163,8 @@ def create_app(url: str) -> FastAPI:
         return templates.TemplateResponse(request, "runs_table.html", {"rows": runs_rows()})
 
     @app.get("/api/runs")
-    def runs_api() -> list[dict[str, Any]]:
-        return runs_rows()
+    def runs_api() -> Any:
+        return _json_safe(runs_rows())
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> Response:
@@ -173,13 +185,14 @@ def create_app(url: str) -> FastAPI:
                                           run_context(get_run(run_id)))
 
     @app.get("/api/runs/{run_id}")
-    def run_api(run_id: str) -> dict[str, Any]:
+    def run_api(run_id: str) -> Any:
         run = get_run(run_id)
         info = facts.status_of(storage, run)
         best = storage.best(run.id)
-        return {**info, "id": run.id,
-                "lineage": [s.__dict__ for s in facts.lineage(storage, best)] if best else [],
-                "simplification": facts.simplification(storage, run.id)}
+        return _json_safe({
+            **info, "id": run.id,
+            "lineage": [s.__dict__ for s in facts.lineage(storage, best)] if best else [],
+            "simplification": facts.simplification(storage, run.id)})
 
     @app.get("/api/runs/{run_id}/points")
     def points_api(run_id: str, after: int = -1) -> dict[str, Any]:
@@ -214,12 +227,12 @@ def create_app(url: str) -> FastAPI:
         })
 
     @app.get("/api/candidates/{candidate_id}")
-    def candidate_api(candidate_id: str) -> dict[str, Any]:
+    def candidate_api(candidate_id: str) -> Any:
         cand, run_id = get_candidate(candidate_id)
         out = dict(cand.__dict__)
         out["status"] = str(cand.status)
         out["run_id"] = run_id
-        return out
+        return _json_safe(out)
 
     return app
 

@@ -191,3 +191,27 @@ def test_cascade_stages_and_functional_hashing_are_shown(tmp_path: Path, helpers
         fragment = httpx.get(f"{base}/fragments/runs/1").text
         fh = status["functional_hashing"]
         assert f"{fh['hits']} of {fh['probed']} probed candidates" in fragment
+
+
+def test_odd_metrics_and_names_are_served(tmp_path: Path, helpers: Any) -> None:
+    from evoforge.candidate import Status
+    from evoforge.storage import SQLStorage
+
+    db = tmp_path / "odd.db"
+    store = SQLStorage(str(db))
+    run = store.create_run(name="<b>odd</b>", problem="<i>p</i>", problem_path="/p",
+                           config={}, seed=1, budget=2)
+    first = store.add_candidate(run.id, seq=0, island=0, parent_ids=[], operator="initial",
+                                code="x = 1\n", code_hash="a", status=Status.PENDING)
+    store.finish_candidate(first, status=Status.OK, score=1.0, fitness=1.0,
+                           metrics={"combined_score": 1.0, "nan": float("nan"),
+                                    "inf": float("inf")})
+    store.close()
+    with helpers.serve(str(db)) as base:
+        data = httpx.get(f"{base}/api/candidates/{first}").json()
+        assert data["metrics"] == {"combined_score": 1.0, "nan": None, "inf": None}
+        page = httpx.get(f"{base}/candidates/{first}")
+        assert page.status_code == 200 and ">nan<" in page.text and ">inf<" in page.text
+        home = httpx.get(f"{base}/").text
+        assert "&lt;b&gt;odd&lt;/b&gt;" in home and "<b>odd</b>" not in home
+        assert httpx.get(f"{base}/runs/{run.id}").status_code == 200
