@@ -215,3 +215,33 @@ def test_odd_metrics_and_names_are_served(tmp_path: Path, helpers: Any) -> None:
         home = httpx.get(f"{base}/").text
         assert "&lt;b&gt;odd&lt;/b&gt;" in home and "<b>odd</b>" not in home
         assert httpx.get(f"{base}/runs/{run.id}").status_code == 200
+
+
+def test_model_statistics_of_an_llm_run(html_problem: Path, tmp_path: Path,
+                                        helpers: Any) -> None:
+    from evoforge.testing import FakeLLMServer, Reply
+
+    better = Reply.diff("    y = 1.0 * x + 0.5", "    y = 0.3 * x * x - 2 * x + 1")
+    db = tmp_path / "llm.db"
+    with FakeLLMServer([better], default=Reply.garbage()) as server:
+        proc = helpers.evoforge("run", str(html_problem), "--budget", "4", "--workers", "1",
+                                "--storage", str(db), "--run-name", "llm",
+                                "--llm", f"{server.base_url}:fake-model", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    status = helpers.status_json(db, "llm")
+    assert status["models"], status
+    with helpers.serve(str(db)) as base:
+        info = httpx.get(f"{base}/api/runs/1").json()
+        assert info["models"] == status["models"]
+        fragment = httpx.get(f"{base}/fragments/runs/1").text
+        table = fragment[fragment.index('id="models"'):]
+        table = table[:table.index("</table>")]
+        for name, entry in status["models"].items():
+            assert name in table
+            tokens = f"{int(entry['prompt_tokens'])} / {int(entry['completion_tokens'])}"
+            assert tokens in table
+        with sqlite3.connect(db) as conn:
+            cid, model = conn.execute("SELECT id, model FROM candidates WHERE model IS NOT "
+                                      "NULL ORDER BY id LIMIT 1").fetchone()
+        page = httpx.get(f"{base}/candidates/{cid}").text
+        assert f"model {model}" in page
