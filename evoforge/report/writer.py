@@ -85,7 +85,10 @@ def plot_scores(storage: Storage, run: RunRecord, info: dict[str, Any], path: Pa
     ax.set_xlabel("evaluations")
     ax.set_ylabel("score (unscored candidates: the row below)")
     ax.set_title(f"run {run.name}: score over evaluations")
-    ax.legend(fontsize=8, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no finished candidate yet", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
