@@ -54,6 +54,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # no journal_mode change (that is a write); query_only makes SQLite refuse any write
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
 def alembic_config(url: str) -> AlembicConfig:
     """An Alembic config pointing at evoforge's migrations and ``url``."""
     cfg = AlembicConfig()
@@ -67,21 +75,50 @@ class SQLStorage(Storage):
 
     Args:
         url: SQLAlchemy URL or a SQLite file path.
+        read_only: open for reading only (the dashboard, reports): no migration, and the
+            database refuses writes (SQLite ``query_only``, PostgreSQL read-only
+            transactions); the storage must exist with an up-to-date schema.
     """
 
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    def __init__(self, url: str = DEFAULT_URL, *, read_only: bool = False) -> None:
         self.url = normalize_url(url)
+        self.read_only = read_only
         shown = safe_url(url)
         try:
-            self.engine: Engine = sa.create_engine(self.url, future=True)
+            engine = sa.create_engine(self.url, future=True)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
             raise StorageError(f"cannot use storage URL {shown}: {_one_line(exc)}") from None
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect",
+                            _sqlite_read_only_pragmas if read_only else _sqlite_pragmas)
+            database = engine.url.database
+            if read_only and database not in (None, "", ":memory:") \
+                    and not Path(database).is_file():
+                raise StorageError(f"no SQLite database at {database}")
+        elif read_only and engine.dialect.name == "postgresql":
+            engine = engine.execution_options(postgresql_readonly=True)
+        self.engine: Engine = engine
         try:
-            self._migrate()
+            if read_only:
+                self._check_schema(shown)
+            else:
+                self._migrate()
         except sa.exc.DBAPIError as exc:
             raise StorageError(f"cannot open storage {shown}: {_one_line(exc.orig)}") from None
+
+    def _check_schema(self, shown: str) -> None:
+        """Read-only opening: the schema must already be at the latest migration."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current is None:
+            raise StorageError(f"{shown} holds no evoforge runs")
+        if current != head:
+            raise StorageError(f"{shown} has an older schema ({current}, latest {head}); "
+                               "open it once with 'evoforge status' to upgrade it")
 
     def _migrate(self) -> None:
         cfg = alembic_config(self.url)
@@ -211,10 +248,13 @@ class SQLStorage(Storage):
         query = candidates.select().where(candidates.c.run_id == run_id)
         if statuses:
             query = query.where(candidates.c.status.in_([str(s) for s in statuses]))
+        # streamed in batches: a caller that stops early (the initial program, for
+        # status) does not load a whole run's code into memory
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(candidates.c.seq)).all()
-        for row in rows:
-            yield self._candidate(row)
+            result = conn.execution_options(yield_per=500).execute(
+                query.order_by(candidates.c.seq))
+            for row in result:
+                yield self._candidate(row)
 
     def code_hashes(self, run_id: int) -> dict[str, int]:
         query = (sa.select(candidates.c.code_hash, sa.func.min(candidates.c.id))
@@ -317,6 +357,11 @@ class SQLStorage(Storage):
         self.engine.dispose()
 
 
-def open_storage(url: str | None = None) -> Storage:
-    """Open the storage at ``url`` (default: ``evoforge.db`` in the working directory)."""
-    return SQLStorage(url or DEFAULT_URL)
+def open_storage(url: str | None = None, *, read_only: bool = False) -> Storage:
+    """Open the storage at ``url`` (default: ``evoforge.db`` in the working directory).
+
+    Args:
+        url: SQLAlchemy URL or SQLite file path.
+        read_only: see :class:`SQLStorage`.
+    """
+    return SQLStorage(url or DEFAULT_URL, read_only=read_only)
