@@ -1,0 +1,433 @@
+"""The problem kit: run the candidate in its own process, check and score it in yours.
+
+An evaluator written with the kit never imports the candidate. It calls
+:func:`load_program`, which starts a separate *candidate process* holding the
+program and nothing of the evaluator, and gets back a :class:`Program` whose
+functions are called like local ones::
+
+    from evoforge.problem import kit
+
+    def evaluate(program_path):
+        with kit.load_program(program_path, {"solve": "solve(instance)"}) as program:
+            answers = [program.solve(instance) for instance in make_instances("train")]
+        return score(answers)          # runs here, where the candidate never ran
+
+Arguments and answers travel as plain data (numbers, strings, lists, tuples, dicts,
+bytes and numeric numpy arrays; :mod:`evoforge.problem.wire`), so the answer the
+verifier checks is a copy the candidate cannot change afterwards, with no object of
+the candidate's in it. The candidate process cannot read the problem folder (where
+the OS allows a private mount namespace), cannot see the evaluator's memory, and ends
+with the evaluation: nothing it leaves behind reaches the next candidate.
+
+:class:`Program` also reads the candidate process's CPU clocks from the kernel, for
+speed problems (:func:`time_against_reference`): the candidate cannot patch them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evoforge.problem import wire
+
+BUILTIN_PROBLEMS = str(Path(__file__).resolve().parent.parent / "problems")
+"""The built-in problems' folders, hidden from every candidate process."""
+_LIMITS = ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_CORE")
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class ProgramError(ValueError):
+    """The program cannot be used: it does not import, lacks a function, or its process died."""
+
+
+class CandidateError(ValueError):
+    """A call into the program raised, or returned something that is not plain data.
+
+    ``str(error)`` is ``"ExceptionType: message"`` (or the reason the answer was refused).
+    """
+
+
+class Scores(dict[str, Any]):
+    """Metrics (this dict) plus artifacts: what a kit evaluator returns.
+
+    Reads like the plain metrics dict of the simple form, and carries
+    ``artifacts`` (e.g. ``instance_scores``) like an ``EvaluationResult``.
+    """
+
+    def __init__(self, metrics: Mapping[str, Any], artifacts: Mapping[str, Any]) -> None:
+        super().__init__(metrics)
+        self.artifacts = dict(artifacts)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The metrics, as a plain dict."""
+        return dict(self)
+
+
+# ---------------------------------------------------------------- the zygote link
+
+
+@dataclass
+class _Zygote:
+    control: socket.socket
+    pid: int
+    scratch: str | None
+    hide: list[str]
+
+
+_zygote: _Zygote | None = None
+_ids = itertools.count()
+
+
+def install_zygote(control: socket.socket, pid: int, scratch: str | None,
+                   hide: Sequence[str]) -> None:
+    """Use this zygote for every program loaded in this process (the worker calls it)."""
+    global _zygote
+    _zygote = _Zygote(control, pid, scratch, [str(h) for h in hide])
+
+
+def zygote_fd() -> int | None:
+    """The descriptor of the zygote link, to keep open in a forked verifier; None if none."""
+    return None if _zygote is None else _zygote.control.fileno()
+
+
+def reap_candidates() -> int:
+    """Kill every candidate process the zygote started; how many (the worker calls it)."""
+    if _zygote is None:
+        return 0
+    request_id = next(_ids)
+    _zygote.control.send(wire.encode({"op": "reap", "id": request_id}))
+    return int(_reply(request_id)["reaped"])
+
+
+def _reply(request_id: int) -> dict[str, Any]:
+    assert _zygote is not None
+    while True:
+        data = _zygote.control.recv(1 << 20)
+        if not data:
+            raise ProgramError("the candidate process server stopped")
+        message = wire.decode(data)
+        if message.get("id") == request_id:  # older replies belong to killed evaluations
+            return dict(message)
+
+
+def _limits() -> dict[str, tuple[int, int]]:
+    out = {}
+    for name in _LIMITS:
+        which = getattr(resource, name, None)
+        if which is not None:
+            out[name] = resource.getrlimit(which)
+    return out
+
+
+def _spawn(spec: dict[str, Any]) -> tuple[socket.socket, int, subprocess.Popen[bytes] | None]:
+    """Start a candidate process; (the channel to it, its pid, the Popen if not forked)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if _zygote is not None:
+            spec = {**spec, "scratch": _zygote.scratch,
+                    "hide": sorted({*_zygote.hide, *spec.get("hide", [])})}
+            request_id = next(_ids)
+            socket.send_fds(_zygote.control,
+                            [wire.encode({"op": "spawn", "id": request_id, "spec": spec})],
+                            [theirs.fileno()])
+            return ours, int(_reply(request_id)["pid"]), None
+        # no zygote (the evaluator is called directly): a fresh interpreter, which
+        # holds nothing of this process either
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "evoforge.problem.candidate", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        wire.send(ours, spec)
+        return ours, proc.pid, proc
+    finally:
+        theirs.close()
+
+
+# ---------------------------------------------------------------- the program
+
+
+class Program:
+    """A candidate program running in its own process.
+
+    Use :func:`load_program` to make one. Calling ``program.name(*args)`` for one of
+    the declared functions sends the arguments, runs the function there and returns
+    its answer as plain data (a fresh copy).
+
+    Raises (from a call):
+        CandidateError: the function raised, or its answer is not plain data.
+        ProgramError: the candidate process died during the call.
+    """
+
+    def __init__(self, channel: socket.socket, pid: int, functions: Mapping[str, str],
+                 label: str, proc: subprocess.Popen[bytes] | None = None,
+                 workdir: str | None = None) -> None:
+        self._channel = channel
+        self.pid = pid
+        self._functions = dict(functions)
+        self._label = label
+        self._proc = proc
+        self._workdir = workdir
+        self.closed = False
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Call the program's function ``name`` with ``args``; its answer."""
+        if name not in self._functions:
+            raise AttributeError(f"{name} is not a declared function of the program")
+        return self._request({"call": name, "args": list(args)}, name)
+
+    def run(self, name: str, *args: Any) -> Any:
+        """Run ``harness.name(program, *args)`` in the candidate process; its answer.
+
+        For problems that call the program many times in a loop (a simulator, an
+        online algorithm): the loop runs beside the program, and only its result
+        comes back, to be checked here. Needs ``harness=`` in :func:`load_program`.
+        """
+        return self._request({"run": name, "args": list(args)}, name)
+
+    def _request(self, request: dict[str, Any], name: str) -> Any:
+        try:
+            wire.send(self._channel, request)
+        except OSError:
+            raise ProgramError(f"{self._label}: the program's process ended before "
+                               f"{name}() was called{self._exit_note()}") from None
+        try:
+            reply = wire.recv(self._channel)
+        except (EOFError, OSError):
+            raise ProgramError(f"{self._label}: the program's process died during "
+                               f"{name}(){self._exit_note()}") from None
+        except wire.WireError as exc:
+            raise CandidateError(f"{name}() sent back a bad answer: {exc}") from None
+        if not isinstance(reply, dict):
+            raise CandidateError(f"{name}() sent back a malformed answer")
+        if "ok" in reply:
+            return reply["ok"]
+        if "raised" in reply:
+            raise CandidateError(str(reply["raised"]))
+        raise CandidateError(f"{name}() returned something that is not plain data: "
+                             f"{reply.get('bad', 'malformed answer')}")
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_") or name not in self._functions:
+            raise AttributeError(name)
+        return lambda *args: self.call(name, *args)
+
+    def _exit_note(self) -> str:
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._proc.wait(timeout=1.0)
+                return f" (exit code {code})"
+        return " (os._exit, a crash or the memory limit)"
+
+    # -- clocks read from the kernel, out of the candidate's reach
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the program's main thread so far (nanosecond resolution)."""
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/schedstat") as f:
+                return int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            raise ProgramError(f"{self._label}: the program's process is gone") from None
+
+    def process_cpu_seconds(self) -> float:
+        """CPU seconds of the whole program process, every thread, ended ones included.
+
+        Counted in scheduler ticks (often 4-10 ms): use it over long spans only.
+        """
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            raise ProgramError(f"{self._label}: the program's process is gone") from None
+        fields = stat[stat.rfind(b")") + 2:].split()
+        # utime and stime are fields 14 and 15 of the line; 12 and 13 after the name
+        return (int(fields[11]) + int(fields[12])) / _TICK
+
+    def thread_count(self) -> int:
+        """Threads the program's process has now."""
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/task"))
+        except OSError:
+            raise ProgramError(f"{self._label}: the program's process is gone") from None
+
+    def close(self) -> None:
+        """End the candidate process."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self._channel.close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGKILL)
+        if self._proc is not None:
+            self._proc.wait()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> Program:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def load_program(program: str | Path, functions: Mapping[str, str], *,
+                 code: str | None = None, harness: str | Path | None = None,
+                 hide: Sequence[str | Path] = ()) -> Program:
+    """Start a candidate process for the program at ``program``.
+
+    Args:
+        program: path of the program file (read here; the candidate process gets
+            its text, not the path).
+        functions: the functions the program must define: name -> how it is called,
+            for the error message, e.g. ``{"priority": "priority(item, bins)"}``.
+        code: the program text, if not to be read from ``program``.
+        harness: a Python file of functions ``f(program, *args)`` to run beside the
+            program with :meth:`Program.run` (it must hold nothing secret: the
+            candidate can read it).
+        hide: more directories the candidate process must not see (the zygote
+            already hides the problem folder and the built-in problems).
+
+    Raises:
+        ProgramError: a clear one-line reason when the program cannot be imported or
+            lacks a function.
+    """
+    path = Path(program)
+    if code is None:
+        try:
+            code = path.read_text()
+        except OSError as exc:
+            raise ProgramError(f"{path}: cannot be read ({exc.strerror})") from None
+    # in a worker the current directory is the evaluation's own; called directly,
+    # the candidate gets a temporary one
+    own = None if _zygote is not None else tempfile.mkdtemp(prefix="evoforge-candidate-")
+    spec = {"code": code, "filename": str(path), "functions": sorted(functions),
+            "workdir": own or str(Path.cwd()), "limits": _limits(),
+            "hide": [BUILTIN_PROBLEMS, *(str(h) for h in hide)]}
+    if harness is not None:
+        spec["harness"] = {"code": Path(harness).read_text(), "filename": Path(harness).name}
+    channel, pid, proc = _spawn(spec)
+    handle = Program(channel, pid, functions, path.name, proc, own)
+    try:
+        ready = wire.recv(channel)
+    except (EOFError, OSError, wire.WireError):
+        handle.close()
+        raise ProgramError(f"{path.name}: the program's process died while importing it"
+                           f"{handle._exit_note()}") from None
+    if "error" in ready:
+        handle.close()
+        raise ProgramError(f"{path.name}: {ready['error']}")
+    missing = list(ready.get("missing", []))
+    if missing:
+        handle.close()
+        raise ProgramError(f"{path.name}: defines no function {functions[missing[0]]}")
+    return handle
+
+
+# ---------------------------------------------------------------- timing
+
+
+MIN_REPEATS = 3
+SLOW_CALL = 0.5
+"""Seconds: after a slower warm-up call, a single timed round may do."""
+OTHER_THREADS_FACTOR = 1.25
+OTHER_THREADS_SLACK = 0.02
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How one instance class went: median CPU seconds per call, and the timed rounds."""
+
+    reference: float
+    program: float
+    rounds: int
+
+
+def time_against_reference(call: Callable[[Program, Any], Any], program: Program,
+                           reference: Program, instances: Sequence[Any],
+                           check: Callable[[int, Any], None], budget: float) -> Timing:
+    """Check ``program`` on ``instances`` and time it against ``reference``, call for call.
+
+    ``call(who, instance)`` makes one call; ``check(k, answer)`` raises if the answer
+    on instance ``k`` is wrong. Both programs run in candidate processes, and their
+    CPU time per call is read from the kernel by this process: the program can
+    neither patch the clock nor see it being read.
+
+    The first instance is the warm-up of both; the program's answer is checked before
+    anything is timed, and its CPU time sets the number of rounds (``budget`` divided
+    by it, clamped to [MIN_REPEATS, len(instances) - 1], or to [1, ...] after a
+    warm-up slower than SLOW_CALL). A round calls each program on the previous
+    instance (untimed, so whatever the other left in the caches does not count),
+    then times it on the next one; odd rounds the reference goes first, even rounds
+    the program. Every answer of the program is checked. Work moved to other threads
+    is refused: over the rounds, the program's process CPU time may exceed its main
+    thread's by at most OTHER_THREADS_FACTOR plus OTHER_THREADS_SLACK, and it may not
+    end with more threads than it started with.
+    """
+    check(0, call(reference, instances[0]))
+    start = program.cpu_seconds()
+    answer = call(program, instances[0])
+    warm_up = program.cpu_seconds() - start
+    check(0, answer)
+    fewest = MIN_REPEATS if warm_up < SLOW_CALL else 1
+    rounds = min(len(instances) - 1, max(fewest, int(budget / max(warm_up, 1e-9))))
+    times: dict[int, list[float]] = {id(reference): [], id(program): []}
+    answers: list[Any] = []
+    threads_before = program.thread_count()
+    process_start, thread_start = program.process_cpu_seconds(), program.cpu_seconds()
+    for k in range(1, 1 + rounds):
+        for who in ((reference, program) if k % 2 else (program, reference)):
+            call(who, instances[k - 1])
+            before = who.cpu_seconds()
+            result = call(who, instances[k])
+            times[id(who)].append(who.cpu_seconds() - before)
+            if who is program:
+                answers.append(result)
+    process = program.process_cpu_seconds() - process_start
+    thread = program.cpu_seconds() - thread_start
+    if process > OTHER_THREADS_FACTOR * thread + OTHER_THREADS_SLACK:
+        raise ValueError(f"the program used {process:.3f} s of CPU time on all threads but "
+                         f"only {thread:.3f} s on its own: work on other threads is not allowed")
+    if program.thread_count() > threads_before:
+        raise ValueError("the program started threads that are still running: work on other "
+                         "threads is not allowed")
+    for k, result in enumerate(answers, start=1):
+        check(k, result)
+    return Timing(statistics.median(times[id(reference)]),
+                  statistics.median(times[id(program)]), rounds)
+
+
+def load_module(path: str | Path, name: str) -> Any:
+    """Import a helper file (e.g. a problem's harness) by path, as module ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ProgramError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    """The geometric mean of positive ``values``."""
+    return math.exp(sum(math.log(v) for v in values) / len(values))
