@@ -220,6 +220,12 @@ class Program:
         raise CandidateError(f"{name}() returned something that is not plain data: "
                              f"{reply.get('bad', 'malformed answer')}")
 
+    def __call__(self, *args: Any) -> Any:
+        """Call the program's one declared function (for programs that define one)."""
+        if len(self._functions) != 1:
+            raise TypeError("the program declares several functions; call one by name")
+        return self.call(next(iter(self._functions)), *args)
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_") or name not in self._functions:
             raise AttributeError(name)
@@ -355,16 +361,18 @@ OTHER_THREADS_SLACK = 0.02
 
 @dataclass(frozen=True)
 class Timing:
-    """How one instance class went: median CPU seconds per call, and the timed rounds."""
+    """How one instance class went: median CPU seconds per call, the timed rounds, and
+    what ``check`` returned for each answer of the program, in instance order."""
 
     reference: float
     program: float
     rounds: int
+    checks: tuple[Any, ...] = ()
 
 
 def time_against_reference(call: Callable[[Program, Any], Any], program: Program,
                            reference: Program, instances: Sequence[Any],
-                           check: Callable[[int, Any], None], budget: float) -> Timing:
+                           check: Callable[[int, Any], Any], budget: float) -> Timing:
     """Check ``program`` on ``instances`` and time it against ``reference``, call for call.
 
     ``call(who, instance)`` makes one call; ``check(k, answer)`` raises if the answer
@@ -387,7 +395,7 @@ def time_against_reference(call: Callable[[Program, Any], Any], program: Program
     start = program.cpu_seconds()
     answer = call(program, instances[0])
     warm_up = program.cpu_seconds() - start
-    check(0, answer)
+    checks = [check(0, answer)]
     fewest = MIN_REPEATS if warm_up < SLOW_CALL else 1
     rounds = min(len(instances) - 1, max(fewest, int(budget / max(warm_up, 1e-9))))
     times: dict[int, list[float]] = {id(reference): [], id(program): []}
@@ -410,10 +418,9 @@ def time_against_reference(call: Callable[[Program, Any], Any], program: Program
     if program.thread_count() > threads_before:
         raise ValueError("the program started threads that are still running: work on other "
                          "threads is not allowed")
-    for k, result in enumerate(answers, start=1):
-        check(k, result)
+    checks += [check(k, result) for k, result in enumerate(answers, start=1)]
     return Timing(statistics.median(times[id(reference)]),
-                  statistics.median(times[id(program)]), rounds)
+                  statistics.median(times[id(program)]), rounds, tuple(checks))
 
 
 def load_module(path: str | Path, name: str) -> Any:
