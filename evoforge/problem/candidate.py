@@ -8,8 +8,8 @@ forks a fresh candidate process that
   allows) gets a private mount namespace: the problem folders are hidden under an
   empty read-only tmpfs, ``/dev/shm`` is a fresh tmpfs, and of the scratch directory
   only its own working directory stays writable;
-* drops root for the ``nobody`` user when it runs as root (so it cannot read or patch
-  the verifier's memory through ``/proc`` or ptrace);
+* gives up every capability and becomes non-dumpable (so it cannot undo the mounts,
+  nor read or trace the memory of the verifier or of another candidate process);
 * takes the verifier's resource limits, imports the program from its source text and
   answers calls: plain data in, plain data out (:mod:`evoforge.problem.wire`).
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 import resource
 import signal
 import socket
@@ -36,8 +37,10 @@ from evoforge.problem import wire
 _CLONE_NEWNS = 0x00020000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
-_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
-NOBODY = 65534
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_CAPBSET_DROP = 1, 4, 24
+_PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 36, 38
+_CAP_VERSION_3 = 0x20080522
+_SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
 
 
 # ---------------------------------------------------------------- one candidate
@@ -83,17 +86,31 @@ def _apply_limits(limits: dict[str, Any]) -> None:
                 resource.setrlimit(which, (soft, hard))
 
 
-def _drop_root(workdir: str) -> bool:
-    if os.geteuid() != 0:
-        return False
+def drop_privileges() -> bool:
+    """Give up every capability for good, and make this process non-dumpable.
+
+    A root candidate then still owns root's files (so the interpreter and its
+    libraries, wherever installed, load) but cannot unmount what hides the problem
+    folder, cannot leave its namespaces, and cannot read or trace the memory of a
+    non-dumpable process (the verifier, another candidate). True where it all held.
+    """
     try:
-        os.chown(workdir, NOBODY, NOBODY)
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        libc = ctypes.CDLL(None, use_errno=True)
     except OSError:
         return False
-    return True
+    # no process of the same user may trace this one (e.g. a reference being timed)
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if os.geteuid() != 0:
+        return True  # nothing more to give up
+    for cap in range(64):  # the bounding set: execve cannot give any back
+        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    number = _SYS_CAPSET.get(platform.machine())
+    if number is None:
+        return False
+    header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable: all empty
+    return bool(libc.syscall(number, header, data) == 0)
 
 
 def load_module(code: str, filename: str, name: str = "program") -> types.ModuleType:
@@ -132,19 +149,24 @@ def serve_program(channel: socket.socket, code: str, filename: str,
         return
     missing = [f for f in functions if not callable(getattr(module, f, None))]
     wire.send(channel, {"ready": True, "missing": missing})
+    staged: list[Any] = []
     while True:
         try:
             request = wire.recv(channel)
         except (EOFError, OSError):
             return
-        args = request["args"]
+        if "stage" in request:  # arguments for the next call, decoded before it is timed
+            staged = request["stage"]
+            wire.send(channel, {"staged": True})
+            continue
+        args = staged if request.get("staged") else request["args"]
         try:
             if "run" in request:
                 result = getattr(helper, request["run"])(module, *args)
             else:
                 result = getattr(module, request["call"])(*args)
         except BaseException as exc:  # noqa: BLE001
-            wire.send(channel, {"raised": _describe(exc)})
+            wire.send(channel, {"raised": type(exc).__name__, "message": str(exc)})
             continue
         try:
             message = wire.encode({"ok": result})
@@ -177,10 +199,7 @@ def run_candidate(channel: socket.socket, spec: dict[str, Any]) -> None:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         isolate(workdir, spec.get("scratch"), list(spec.get("hide", [])))
-        for name in ("stdout.txt", "stderr.txt"):
-            with contextlib.suppress(OSError):
-                os.chown(os.path.join(workdir, name), NOBODY, NOBODY)
-        _drop_root(workdir)
+        drop_privileges()
         os.chdir(workdir)
         os.environ["TMPDIR"] = workdir
         _apply_limits(spec.get("limits", {}))
@@ -246,11 +265,6 @@ def zygote(control: socket.socket, scratch: str | None, network: bool) -> None:
         isolate_network()
     if scratch:
         isolate_filesystem(scratch)
-        if os.geteuid() == 0:
-            # candidates run as nobody: they may pass through (not list) the scratch
-            # directory to their own working directory
-            with contextlib.suppress(OSError):
-                os.chmod(scratch, 0o711)
     children: set[int] = set()
     code = 0
     try:

@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,21 @@ class ProgramError(ValueError):
 class CandidateError(ValueError):
     """A call into the program raised, or returned something that is not plain data.
 
-    ``str(error)`` is ``"ExceptionType: message"`` (or the reason the answer was refused).
+    When the program raised, the error's class is a subclass named like the
+    program's exception (``ZeroDivisionError``, ...) and its text is the exception's,
+    so that ``f"{type(e).__name__}: {e}"`` reads as it would in one process.
     """
+
+
+_raised: dict[str, type[CandidateError]] = {}
+
+
+def _remote(name: str, message: str) -> CandidateError:
+    """A CandidateError whose class bears the name of the program's exception class."""
+    name = name if name.isidentifier() else "Exception"
+    if name not in _raised:
+        _raised[name] = type(name, (CandidateError,), {"__module__": "program"})
+    return _raised[name](message)
 
 
 class Scores(dict[str, Any]):
@@ -189,6 +203,43 @@ class Program:
             raise AttributeError(f"{name} is not a declared function of the program")
         return self._request({"call": name, "args": list(args)}, name)
 
+    def timed_call(self, name: str, *args: Any) -> tuple[Any, float]:
+        """Call ``name`` like :meth:`call`; (its answer, CPU seconds it took).
+
+        The arguments are sent and decoded first, untimed; the time is the program
+        process's main-thread CPU time over the call itself (and the encoding of
+        its answer), read from the kernel.
+        """
+        if name not in self._functions:
+            raise AttributeError(f"{name} is not a declared function of the program")
+        self._request({"stage": list(args)}, name)
+        self._settle()
+        before = self.cpu_seconds()
+        answer = self._request({"call": name, "staged": True, "args": []}, name)
+        self._settle()
+        return answer, self.cpu_seconds() - before
+
+    def _settle(self, limit: float = 2.0) -> None:
+        """Wait until the program's main thread sleeps, waiting for the next request.
+
+        The kernel brings a thread's CPU time up to date when it stops running; read
+        while it runs, the clock may lag by a scheduler tick.
+        """
+        deadline = time.monotonic() + limit
+        path = f"/proc/{self.pid}/task/{self.pid}/stat"
+        while True:
+            try:
+                with open(path, "rb") as f:
+                    stat = f.read()
+            except OSError:
+                raise ProgramError(f"{self._label}: the program's process is gone") from None
+            if stat[stat.rfind(b")") + 2:][:1] != b"R":
+                return
+            if time.monotonic() > deadline:
+                raise ValueError("the program kept running after answering: its CPU time "
+                                 "cannot be measured (work left running is not allowed)")
+            os.sched_yield()
+
     def run(self, name: str, *args: Any) -> Any:
         """Run ``harness.name(program, *args)`` in the candidate process; its answer.
 
@@ -215,8 +266,10 @@ class Program:
             raise CandidateError(f"{name}() sent back a malformed answer")
         if "ok" in reply:
             return reply["ok"]
+        if "staged" in reply:
+            return None
         if "raised" in reply:
-            raise CandidateError(str(reply["raised"]))
+            raise _remote(str(reply["raised"]), str(reply.get("message", "")))
         raise CandidateError(f"{name}() returned something that is not plain data: "
                              f"{reply.get('bad', 'malformed answer')}")
 
@@ -370,13 +423,16 @@ class Timing:
     checks: tuple[Any, ...] = ()
 
 
-def time_against_reference(call: Callable[[Program, Any], Any], program: Program,
-                           reference: Program, instances: Sequence[Any],
+def time_against_reference(function: str, arguments: Callable[[Any], Sequence[Any]],
+                           program: Program, reference: Program, instances: Sequence[Any],
                            check: Callable[[int, Any], Any], budget: float) -> Timing:
     """Check ``program`` on ``instances`` and time it against ``reference``, call for call.
 
-    ``call(who, instance)`` makes one call; ``check(k, answer)`` raises if the answer
-    on instance ``k`` is wrong. Both programs run in candidate processes, and their
+    Each call is ``function(*arguments(instance))``; ``check(k, answer)`` raises if
+    the answer on instance ``k`` is wrong (and may return a number, kept in
+    ``Timing.checks``). A call that raises becomes a ValueError naming the instance.
+
+    Both programs run in candidate processes, and their
     CPU time per call is read from the kernel by this process: the program can
     neither patch the clock nor see it being read.
 
@@ -391,10 +447,16 @@ def time_against_reference(call: Callable[[Program, Any], Any], program: Program
     thread's by at most OTHER_THREADS_FACTOR plus OTHER_THREADS_SLACK, and it may not
     end with more threads than it started with.
     """
-    check(0, call(reference, instances[0]))
-    start = program.cpu_seconds()
-    answer = call(program, instances[0])
-    warm_up = program.cpu_seconds() - start
+    def call(who: Program, k: int) -> tuple[Any, float]:
+        try:
+            return who.timed_call(function, *arguments(instances[k]))
+        except CandidateError as exc:
+            label = "the reference" if who is reference else function
+            raise ValueError(f"{label} raised {type(exc).__name__}: {exc} (on instance {k})"
+                             ) from None
+
+    check(0, call(reference, 0)[0])
+    answer, warm_up = call(program, 0)
     checks = [check(0, answer)]
     fewest = MIN_REPEATS if warm_up < SLOW_CALL else 1
     rounds = min(len(instances) - 1, max(fewest, int(budget / max(warm_up, 1e-9))))
@@ -404,10 +466,9 @@ def time_against_reference(call: Callable[[Program, Any], Any], program: Program
     process_start, thread_start = program.process_cpu_seconds(), program.cpu_seconds()
     for k in range(1, 1 + rounds):
         for who in ((reference, program) if k % 2 else (program, reference)):
-            call(who, instances[k - 1])
-            before = who.cpu_seconds()
-            result = call(who, instances[k])
-            times[id(who)].append(who.cpu_seconds() - before)
+            call(who, k - 1)  # untimed: whatever the other left in the caches
+            result, seconds = call(who, k)
+            times[id(who)].append(seconds)
             if who is program:
                 answers.append(result)
     process = program.process_cpu_seconds() - process_start

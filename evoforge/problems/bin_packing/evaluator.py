@@ -191,7 +191,7 @@ def score_program(program: kit.Program, split: str) -> kit.Scores:
         try:
             assignment = program.run("assign", instance.sizes, instance.capacity, instance.name)
         except kit.CandidateError as exc:
-            raise ValueError(str(exc).removeprefix("ValueError: ")) from None
+            raise ValueError(str(exc)) from None
         return to_packing(assignment)
     return score_packings(split, packer)
 

@@ -190,11 +190,8 @@ def load_hamming(program_path: str | Path) -> kit.Program:
     return kit.load_program(program_path, {"hamming": "hamming(text, pattern)"})
 
 
-def _call(program: kit.Program, instance: Instance) -> object:
-    try:
-        return program.hamming(instance.text, instance.pattern)
-    except kit.CandidateError as exc:
-        raise ValueError(f"hamming raised {exc} (on {instance.name})") from None
+def _arguments(instance: Instance) -> tuple[object, ...]:
+    return tuple((instance.text, instance.pattern))
 
 
 def _checked(instance: Instance, truth: np.ndarray, answer: object) -> None:
@@ -217,7 +214,7 @@ def time_against_reference(program: kit.Program, reference: kit.Program,
     answer checked.
     """
     return kit.time_against_reference(
-        _call, program, reference, instances,
+        "hamming", _arguments, program, reference, instances,
         lambda k, answer: _checked(instances[k], truths[k], answer), budget)
 
 

@@ -247,11 +247,8 @@ def load_ppr(program_path: str | Path) -> kit.Program:
                             {"ppr": "ppr(n, src, dst, personalization, alpha)"})
 
 
-def _call(program: kit.Program, instance: Instance) -> object:
-    try:
-        return program.ppr(*instance.args())
-    except kit.CandidateError as exc:
-        raise ValueError(f"ppr raised {exc} (on {instance.name})") from None
+def _arguments(instance: Instance) -> tuple[object, ...]:
+    return tuple(instance.args())
 
 
 @dataclass(frozen=True)
@@ -276,7 +273,8 @@ def time_against_reference(program: kit.Program, reference: kit.Program,
     def check(k: int, answer: object) -> float:
         return _checked(instances[k], truths[k], answer)
 
-    timing = kit.time_against_reference(_call, program, reference, instances, check, budget)
+    timing = kit.time_against_reference("ppr", _arguments, program, reference, instances,
+                                         check, budget)
     return Timing(timing.reference, timing.program, timing.rounds, max(timing.checks))
 
 
