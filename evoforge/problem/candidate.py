@@ -14,9 +14,9 @@ forks a fresh candidate process that
   answers calls: plain data in, plain data out (:mod:`evoforge.problem.wire`).
 
 The zygote kills every candidate process and whatever they started when the worker
-says an evaluation is over, so nothing of one candidate outlives it. Also runnable
-as ``python -m evoforge.problem.candidate FD`` (one candidate, a fresh interpreter),
-where no zygote is available.
+says an evaluation is over, so nothing of one candidate outlives it. Also runnable as
+``python -m evoforge.problem.candidate FD``: a zygote in a fresh interpreter, for an
+evaluator called directly (outside a worker).
 """
 
 from __future__ import annotations
@@ -113,12 +113,14 @@ def drop_privileges() -> bool:
     return bool(libc.syscall(number, header, data) == 0)
 
 
-def load_module(code: str, filename: str, name: str = "program") -> types.ModuleType:
-    """Execute ``code`` as a fresh module named ``name``."""
+def load_module(code: Any, filename: str, name: str = "program") -> types.ModuleType:
+    """Execute ``code`` (source text or a code object) as a fresh module named ``name``."""
     module = types.ModuleType(name)
     module.__file__ = filename
     sys.modules[name] = module
-    exec(compile(code, filename, "exec"), module.__dict__)  # noqa: S102 - this is the point
+    if isinstance(code, str):
+        code = compile(code, filename, "exec")
+    exec(code, module.__dict__)  # noqa: S102 - this is the point
     return module
 
 
@@ -135,18 +137,33 @@ def serve_program(channel: socket.socket, code: str, filename: str,
     a}`` runs ``harness.f(program, *a)``, the problem's own loop around the program
     (its source comes from the verifier; it runs here, beside the program).
     """
+    # compile first (the import's cost is its module body, not the parser's), then
+    # wait for the verifier to read this process's clock: what the import costs is
+    # then measured from outside (Program.import_seconds)
+    sources = [("harness", "the problem's harness", harness["code"], harness["filename"])
+               ] if harness else []
+    sources.append(("program", "the program", code, filename))
+    compiled: list[tuple[str, str, Any]] = []
+    for key, label, text, name in sources:
+        try:
+            compiled.append((key, label, compile(text, name, "exec")))
+        except BaseException as exc:  # noqa: BLE001
+            compiled.append((key, label, exc))
+    wire.send(channel, {"waiting": True})
     try:
-        helper = (load_module(harness["code"], harness["filename"], "harness")
-                  if harness else None)
-    except BaseException as exc:  # noqa: BLE001
-        wire.send(channel, {"error": f"importing the problem's harness failed: "
-                                     f"{_describe(exc)}"})
+        wire.recv(channel)
+    except (EOFError, OSError):
         return
-    try:
-        module = load_module(code, filename)
-    except BaseException as exc:  # noqa: BLE001 - every failure is a reason for the verifier
-        wire.send(channel, {"error": f"importing the program failed: {_describe(exc)}"})
-        return
+    loaded: dict[str, types.ModuleType] = {}
+    for key, label, unit in compiled:
+        try:
+            if isinstance(unit, BaseException):
+                raise unit
+            loaded[key] = load_module(unit, filename, key)
+        except BaseException as exc:  # noqa: BLE001 - every failure is a reason
+            wire.send(channel, {"error": f"importing {label} failed: {_describe(exc)}"})
+            return
+    module, helper = loaded["program"], loaded.get("harness")
     missing = [f for f in functions if not callable(getattr(module, f, None))]
     wire.send(channel, {"ready": True, "missing": missing})
     staged: list[Any] = []
@@ -322,10 +339,13 @@ def start_zygote(scratch: str | None, network: bool) -> tuple[socket.socket, int
 
 
 def main() -> None:
-    """``python -m evoforge.problem.candidate FD``: one candidate, spec read from FD."""
-    channel = socket.socket(fileno=int(sys.argv[1]))
-    spec = wire.recv(channel)
-    run_candidate(channel, spec)
+    """``python -m evoforge.problem.candidate FD``: a zygote on the control socket FD.
+
+    Started by an evaluator called outside a worker: a fresh interpreter, so its
+    candidate processes hold nothing of the evaluator either.
+    """
+    control = socket.socket(fileno=int(sys.argv[1]))
+    zygote(control, None, network=False)
 
 
 if __name__ == "__main__":

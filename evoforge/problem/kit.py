@@ -101,6 +101,7 @@ class _Zygote:
     pid: int
     scratch: str | None
     hide: list[str]
+    own: bool = False  # started by this process for direct calls (not a worker's)
 
 
 _zygote: _Zygote | None = None
@@ -148,25 +149,31 @@ def _limits() -> dict[str, tuple[int, int]]:
     return out
 
 
-def _spawn(spec: dict[str, Any]) -> tuple[socket.socket, int, subprocess.Popen[bytes] | None]:
-    """Start a candidate process; (the channel to it, its pid, the Popen if not forked)."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        if _zygote is not None:
-            spec = {**spec, "scratch": _zygote.scratch,
-                    "hide": sorted({*_zygote.hide, *spec.get("hide", [])})}
-            request_id = next(_ids)
-            socket.send_fds(_zygote.control,
-                            [wire.encode({"op": "spawn", "id": request_id, "spec": spec})],
-                            [theirs.fileno()])
-            return ours, int(_reply(request_id)["pid"]), None
-        # no zygote (the evaluator is called directly): a fresh interpreter, which
-        # holds nothing of this process either
+def _ensure_zygote() -> _Zygote:
+    """The zygote of this process; outside a worker, start one in a fresh interpreter."""
+    global _zygote
+    if _zygote is None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         proc = subprocess.Popen(
             [sys.executable, "-m", "evoforge.problem.candidate", str(theirs.fileno())],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        wire.send(ours, spec)
-        return ours, proc.pid, proc
+        theirs.close()
+        _zygote = _Zygote(ours, proc.pid, None, [BUILTIN_PROBLEMS], own=True)
+    return _zygote
+
+
+def _spawn(spec: dict[str, Any]) -> tuple[socket.socket, int]:
+    """Start a candidate process; (the channel to it, its pid)."""
+    zygote = _ensure_zygote()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        spec = {**spec, "scratch": zygote.scratch,
+                "hide": sorted({*zygote.hide, *spec.get("hide", [])})}
+        request_id = next(_ids)
+        socket.send_fds(zygote.control,
+                        [wire.encode({"op": "spawn", "id": request_id, "spec": spec})],
+                        [theirs.fileno()])
+        return ours, int(_reply(request_id)["pid"])
     finally:
         theirs.close()
 
@@ -187,15 +194,15 @@ class Program:
     """
 
     def __init__(self, channel: socket.socket, pid: int, functions: Mapping[str, str],
-                 label: str, proc: subprocess.Popen[bytes] | None = None,
-                 workdir: str | None = None) -> None:
+                 label: str, workdir: str | None = None) -> None:
         self._channel = channel
         self.pid = pid
         self._functions = dict(functions)
         self._label = label
-        self._proc = proc
         self._workdir = workdir
         self.closed = False
+        self.import_seconds = 0.0
+        """CPU seconds the program's import took (its module body), read from the kernel."""
 
     def call(self, name: str, *args: Any) -> Any:
         """Call the program's function ``name`` with ``args``; its answer."""
@@ -285,10 +292,6 @@ class Program:
         return lambda *args: self.call(name, *args)
 
     def _exit_note(self) -> str:
-        if self._proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                code = self._proc.wait(timeout=1.0)
-                return f" (exit code {code})"
         return " (os._exit, a crash or the memory limit)"
 
     # -- clocks read from the kernel, out of the candidate's reach
@@ -333,8 +336,6 @@ class Program:
             os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(self.pid, signal.SIGKILL)
-        if self._proc is not None:
-            self._proc.wait()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
@@ -378,17 +379,24 @@ def load_program(program: str | Path, functions: Mapping[str, str], *,
             raise ProgramError(f"{path}: cannot be read ({exc.strerror})") from None
     # in a worker the current directory is the evaluation's own; called directly,
     # the candidate gets a temporary one
-    own = None if _zygote is not None else tempfile.mkdtemp(prefix="evoforge-candidate-")
+    own = (tempfile.mkdtemp(prefix="evoforge-candidate-")
+           if _zygote is None or _zygote.own else None)
     spec = {"code": code, "filename": str(path), "functions": sorted(functions),
             "workdir": own or str(Path.cwd()), "limits": _limits(),
             "hide": [BUILTIN_PROBLEMS, *(str(h) for h in hide)]}
     if harness is not None:
         spec["harness"] = {"code": Path(harness).read_text(), "filename": Path(harness).name}
-    channel, pid, proc = _spawn(spec)
-    handle = Program(channel, pid, functions, path.name, proc, own)
+    channel, pid = _spawn(spec)
+    handle = Program(channel, pid, functions, path.name, own)
     try:
+        wire.recv(channel)  # set up, waiting to import the program
+        handle._settle()
+        start = handle.cpu_seconds()
+        wire.send(channel, {"go": True})
         ready = wire.recv(channel)
-    except (EOFError, OSError, wire.WireError):
+        handle._settle()
+        handle.import_seconds = handle.cpu_seconds() - start
+    except (EOFError, OSError, wire.WireError, ProgramError):
         handle.close()
         raise ProgramError(f"{path.name}: the program's process died while importing it"
                            f"{handle._exit_note()}") from None
