@@ -181,7 +181,7 @@ def serve_program(channel: socket.socket, code: str, filename: str,
             if "run" in request:
                 result = getattr(helper, request["run"])(module, *args)
             else:
-                result = getattr(module, request["call"])(*args)
+                result = getattr(module, request["call"])(*args, **request.get("kwargs", {}))
         except BaseException as exc:  # noqa: BLE001
             wire.send(channel, {"raised": type(exc).__name__, "message": str(exc)})
             continue

@@ -199,16 +199,21 @@ class Program:
         self.pid = pid
         self._functions = dict(functions)
         self._label = label
+        self.label = label
+        """The program file's name, for messages."""
         self._workdir = workdir
         self.closed = False
         self.import_seconds = 0.0
         """CPU seconds the program's import took (its module body), read from the kernel."""
 
-    def call(self, name: str, *args: Any) -> Any:
-        """Call the program's function ``name`` with ``args``; its answer."""
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the program's function ``name`` with ``args`` and ``kwargs``; its answer."""
         if name not in self._functions:
             raise AttributeError(f"{name} is not a declared function of the program")
-        return self._request({"call": name, "args": list(args)}, name)
+        request: dict[str, Any] = {"call": name, "args": list(args)}
+        if kwargs:
+            request["kwargs"] = kwargs
+        return self._request(request, name)
 
     def timed_call(self, name: str, *args: Any) -> tuple[Any, float]:
         """Call ``name`` like :meth:`call`; (its answer, CPU seconds it took).
@@ -280,16 +285,16 @@ class Program:
         raise CandidateError(f"{name}() returned something that is not plain data: "
                              f"{reply.get('bad', 'malformed answer')}")
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the program's one declared function (for programs that define one)."""
         if len(self._functions) != 1:
             raise TypeError("the program declares several functions; call one by name")
-        return self.call(next(iter(self._functions)), *args)
+        return self.call(next(iter(self._functions)), *args, **kwargs)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_") or name not in self._functions:
             raise AttributeError(name)
-        return lambda *args: self.call(name, *args)
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
 
     def _exit_note(self) -> str:
         return " (os._exit, a crash or the memory limit)"
