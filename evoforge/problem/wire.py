@@ -10,6 +10,7 @@ bytes come from a process the verifier does not trust.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import struct
 from typing import Any
@@ -84,6 +85,24 @@ def encode(value: Any) -> bytes:
     return _HEADER.pack(len(header), len(body)) + header + body
 
 
+_dtypes: dict[str, np.dtype[Any]] = {}
+
+
+def _dtype(text: Any) -> np.dtype[Any]:
+    """The numeric dtype named ``text`` (parsed once per name)."""
+    dtype = _dtypes.get(text) if type(text) is str else None
+    if dtype is None:
+        try:
+            dtype = np.dtype(str(text))
+        except TypeError:
+            raise WireError("malformed message: bad dtype") from None
+        if dtype.kind not in _ARRAY_KINDS or dtype.hasobject:
+            raise WireError(f"malformed message: dtype {dtype}")
+        if len(_dtypes) < 64:
+            _dtypes[str(text)] = dtype
+    return dtype
+
+
 def _decode(node: Any, body: memoryview) -> Any:
     if node is None or type(node) in (bool, int, float, str):
         return node
@@ -110,22 +129,16 @@ def _decode(node: Any, body: memoryview) -> Any:
         return bytes(body[start:start + size])
     if tag == "a" and type(payload) is list and len(payload) == 4:
         dtype_str, shape, start, size = payload
-        try:
-            dtype = np.dtype(str(dtype_str))
-        except TypeError:
-            raise WireError("malformed message: bad dtype") from None
-        if dtype.kind not in _ARRAY_KINDS or dtype.hasobject:
-            raise WireError(f"malformed message: dtype {dtype}")
+        dtype = _dtype(dtype_str)
         if (type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape)
                 or type(start) is not int or type(size) is not int or start < 0
                 or start + size > len(body)):
             raise WireError("malformed message")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        if count * dtype.itemsize != size:
+        if math.prod(shape) * dtype.itemsize != size:
             raise WireError("malformed message: array size")
         array = np.frombuffer(body[start:start + size], dtype=dtype).reshape(shape)
         # native byte order and a writable copy: the verifier owns what it got
-        return array.astype(dtype.newbyteorder("="), copy=True)
+        return array.copy() if dtype.isnative else array.astype(dtype.newbyteorder("="))
     raise WireError("malformed message")
 
 
