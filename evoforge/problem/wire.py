@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_MESSAGE = 512 * 1024 * 1024
+MAX_MESSAGE = 256 * 1024 * 1024
 """Largest message accepted (bytes): a bigger answer is refused, not read."""
 
 _HEADER = struct.Struct("<QQ")  # JSON length, buffer length
