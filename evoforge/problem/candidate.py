@@ -166,17 +166,12 @@ def serve_program(channel: socket.socket, code: str, filename: str,
     module, helper = loaded["program"], loaded.get("harness")
     missing = [f for f in functions if not callable(getattr(module, f, None))]
     wire.send(channel, {"ready": True, "missing": missing})
-    staged: list[Any] = []
     while True:
         try:
             request = wire.recv(channel)
         except (EOFError, OSError):
             return
-        if "stage" in request:  # arguments for the next call, decoded before it is timed
-            staged = request["stage"]
-            wire.send(channel, {"staged": True})
-            continue
-        args = staged if request.get("staged") else request["args"]
+        args = request["args"]
         try:
             if "run" in request:
                 result = getattr(helper, request["run"])(module, *args)

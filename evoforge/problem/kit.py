@@ -218,16 +218,16 @@ class Program:
     def timed_call(self, name: str, *args: Any) -> tuple[Any, float]:
         """Call ``name`` like :meth:`call`; (its answer, CPU seconds it took).
 
-        The arguments are sent and decoded first, untimed; the time is the program
-        process's main-thread CPU time over the call itself (and the encoding of
-        its answer), read from the kernel.
+        The time is the program process's CPU time (all its threads) from the moment
+        it waits for the request to the moment it waits again after answering, read
+        from the kernel: decoding the arguments and encoding the answer count too,
+        so no work can be moved out of the timed span.
         """
         if name not in self._functions:
             raise AttributeError(f"{name} is not a declared function of the program")
-        self._request({"stage": list(args)}, name)
         self._settle()
         before = self.cpu_seconds()
-        answer = self._request({"call": name, "staged": True, "args": []}, name)
+        answer = self._request({"call": name, "args": list(args)}, name)
         self._settle()
         return answer, self.cpu_seconds() - before
 
@@ -278,8 +278,6 @@ class Program:
             raise CandidateError(f"{name}() sent back a malformed answer")
         if "ok" in reply:
             return reply["ok"]
-        if "staged" in reply:
-            return None
         if "raised" in reply:
             raise _remote(str(reply["raised"]), str(reply.get("message", "")))
         raise CandidateError(f"{name}() returned something that is not plain data: "
@@ -302,12 +300,23 @@ class Program:
     # -- clocks read from the kernel, out of the candidate's reach
 
     def cpu_seconds(self) -> float:
-        """CPU seconds of the program's main thread so far (nanosecond resolution)."""
+        """CPU seconds of the program's live threads so far (nanosecond resolution).
+
+        Threads that already ended are not in it: compare with
+        :meth:`process_cpu_seconds` over a long span to catch work moved to them.
+        """
+        total = 0
         try:
-            with open(f"/proc/{self.pid}/task/{self.pid}/schedstat") as f:
-                return int(f.read().split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
             raise ProgramError(f"{self._label}: the program's process is gone") from None
+        for task in tasks:
+            try:
+                with open(f"/proc/{self.pid}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that just ended
+        return total / 1e9
 
     def process_cpu_seconds(self) -> float:
         """CPU seconds of the whole program process, every thread, ended ones included.

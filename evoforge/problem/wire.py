@@ -38,6 +38,15 @@ def _encode(value: Any, buffers: list[bytes], offset: list[int]) -> Any:
             return {"f": repr(value)}
         return value
     if kind is list:
+        if len(value) > 1 and all(type(v) is np.ndarray and v.ndim == 1 for v in value):
+            dtypes = {v.dtype for v in value}
+            if len(dtypes) == 1 and next(iter(dtypes)).kind in _ARRAY_KINDS:
+                # many small arrays (e.g. a list of sets): one buffer, split on arrival
+                data = np.concatenate(value).tobytes()
+                buffers.append(data)
+                offset[0] += len(data)
+                return {"la": [value[0].dtype.str, [len(v) for v in value],
+                               offset[0] - len(data), len(data)]}
         return [_encode(v, buffers, offset) for v in value]
     if kind is tuple:
         return {"t": [_encode(v, buffers, offset) for v in value]}
@@ -139,6 +148,16 @@ def _decode(node: Any, body: memoryview) -> Any:
         array = np.frombuffer(body[start:start + size], dtype=dtype).reshape(shape)
         # native byte order and a writable copy: the verifier owns what it got
         return array.copy() if dtype.isnative else array.astype(dtype.newbyteorder("="))
+    if tag == "la" and type(payload) is list and len(payload) == 4:
+        dtype_str, lengths, start, size = payload
+        dtype = _dtype(dtype_str)
+        if (type(lengths) is not list or not all(type(n) is int and n >= 0 for n in lengths)
+                or type(start) is not int or type(size) is not int or start < 0
+                or start + size > len(body) or sum(lengths) * dtype.itemsize != size):
+            raise WireError("malformed message")
+        flat = np.frombuffer(body[start:start + size], dtype=dtype)
+        flat = flat.copy() if dtype.isnative else flat.astype(dtype.newbyteorder("="))
+        return np.split(flat, np.cumsum(lengths[:-1]))
     raise WireError("malformed message")
 
 

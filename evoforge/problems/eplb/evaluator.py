@@ -211,6 +211,7 @@ def score_planner(planner: kit.Program, split: str,
     balance = np.zeros((TIMING_ROUNDS, plans))
     balance_same = np.zeros((TIMING_ROUNDS, plans))
     replicated = 0.0
+    process_start, thread_start = planner.process_cpu_seconds(), planner.cpu_seconds()
     for rnd in range(TIMING_ROUNDS):
         scale = float(2 ** rnd)  # exact in floating point; a sane plan does not change
         for w in range(plans):
@@ -230,6 +231,12 @@ def score_planner(planner: kit.Program, split: str,
             balance[rnd, w] = balancedness(checked, counts, trace.loads[w + 1]).mean()
             balance_same[rnd, w] = balancedness(checked, counts, trace.loads[w]).mean()
             replicated += float((counts > 1).sum())
+    # work on threads that ended between two readings escapes the per-call clock
+    process = planner.process_cpu_seconds() - process_start
+    thread = planner.cpu_seconds() - thread_start
+    if process > kit.OTHER_THREADS_FACTOR * thread + kit.OTHER_THREADS_SLACK:
+        raise ValueError(f"the planner used {process:.3f} s of CPU time on all threads but "
+                         f"only {thread:.3f} s on its own: work on other threads is not allowed")
     # per window, the fastest of the rounds; the import time counts once
     program_seconds = float(t_program.min(axis=0).sum()) + import_seconds
     reference_seconds = float(t_reference.min(axis=0).sum())
