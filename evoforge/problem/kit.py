@@ -474,7 +474,8 @@ def time_against_reference(function: str, arguments: Callable[[Any], Sequence[An
             return who.timed_call(function, *arguments(instances[k]))
         except CandidateError as exc:
             label = "the reference" if who is reference else function
-            raise ValueError(f"{label} raised {type(exc).__name__}: {exc} (on instance {k})"
+            where = getattr(instances[k], "name", f"instance {k}")
+            raise ValueError(f"{label} raised {type(exc).__name__}: {exc} (on {where})"
                              ) from None
 
     check(0, call(reference, 0)[0])
