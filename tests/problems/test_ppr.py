@@ -174,7 +174,10 @@ def train_scores(tmp_path_factory) -> dict[str, dict[str, float]]:
 
 def test_speed_ordering_of_the_baselines(train_scores):
     python, numpy_power, fast = (train_scores[n]["combined_score"] for n in BASELINES)
-    assert python < 0.25 < 0.7 < numpy_power < 1.4 < fast
+    # each program runs in its own process: two processes on a loaded machine time
+    # less alike than one did
+    assert python < 0.25 < 0.5 < numpy_power < 2.0
+    assert fast > numpy_power
     for metrics in train_scores.values():
         assert metrics["max_l1_error"] < ev.L1_TOLERANCE
         assert all(metrics[f"timed_calls_{c.name}"] >= ev.MIN_REPEATS
@@ -272,7 +275,7 @@ def test_replacing_numpy_functions_stays_in_the_programs_process(tmp_path):
 
 def test_the_reference_scores_about_one(train_scores):
     for c in ev.SPLITS["train"].classes:
-        assert 0.7 < train_scores["numpy_power"][f"speedup_{c.name}"] < 1.4
+        assert 0.5 < train_scores["numpy_power"][f"speedup_{c.name}"] < 2.0
 
 
 # --------------------------------------------------------------------- config
