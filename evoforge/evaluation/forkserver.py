@@ -18,6 +18,11 @@ The worker is the child subreaper of everything its children start (Linux
 ``PR_SET_CHILD_SUBREAPER``): processes that escape the child's process group or
 session are re-parented to the worker, which kills them when the evaluation ends.
 It serves one evaluation at a time.
+
+Before it imports the evaluator, the worker forks a *zygote*
+(:mod:`evoforge.problem.candidate`) from which kit-based evaluators get their candidate
+processes, so that no candidate process ever holds the evaluator; after each
+evaluation it has the zygote kill what candidate processes remain.
 """
 
 from __future__ import annotations
