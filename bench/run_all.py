@@ -36,10 +36,10 @@ def _run(problem: str | Path, budget: int, workers: int, seed: int = 0,
     return time.perf_counter() - start, storage, run.id, result.summary
 
 
-def _executor_times(isolation: str, n: int) -> list[float]:
+def _executor_times(isolation: str, n: int, problem: str = "instant") -> list[float]:
     """Wall seconds of each of ``n`` evaluations with an instant evaluator."""
-    job = EvalJob(code=(HERE / "problems" / "instant" / "initial_program.py").read_text(),
-                  evaluator_path=HERE / "problems" / "instant" / "evaluator.py", timeout=30)
+    job = EvalJob(code=(HERE / "problems" / problem / "initial_program.py").read_text(),
+                  evaluator_path=HERE / "problems" / problem / "evaluator.py", timeout=30)
 
     async def main() -> list[float]:
         executor = LocalExecutor(1, isolation)  # type: ignore[arg-type]
@@ -66,6 +66,10 @@ def _ms(values: list[float]) -> dict[str, float]:
 def overhead(n: int = 200, budget: int = 200) -> dict[str, object]:
     """Per-candidate overhead of the local executor with an evaluator that returns at once.
 
+    Also the cost of the run/check split: an evaluator that calls the candidate once
+    in its own process (``instant_kit``) against one that imports and calls it
+    (``instant_import``).
+
     ``fork`` (default: workers fork a child per candidate) against ``spawn`` (a fresh
     interpreter per candidate), interleaved in one run; then a whole model-free run
     (proposal + duplicate check + archive + storage + evaluation) per candidate.
@@ -74,12 +78,21 @@ def overhead(n: int = 200, budget: int = 200) -> dict[str, object]:
     for _ in range(4):  # interleave so that load on the machine hits both alike
         fork += _executor_times("fork", n // 4)
         spawn += _executor_times("spawn", n // 4)
+    # the split of evoforge.problem.kit: the candidate in its own process, called once,
+    # against importing it into the evaluation process and calling it there
+    in_process, split = [], []
+    for _ in range(4):
+        in_process += _executor_times("fork", n // 4, "instant_import")
+        split += _executor_times("fork", n // 4, "instant_kit")
     wall, storage, run_id, _ = _run(HERE / "problems" / "instant", budget, workers=1)
     cands = [c for c in storage.iter_candidates(run_id) if c.status != Status.DUPLICATE]
     return {
         "executor_fork": _ms(fork),
         "executor_spawn": _ms(spawn),
         "spawn_over_fork_median": statistics.median(spawn) / statistics.median(fork),
+        "executor_fork_import_and_call": _ms(in_process),
+        "executor_fork_kit_split_and_call": _ms(split),
+        "split_over_import_median": statistics.median(split) / statistics.median(in_process),
         "run_per_candidate_ms": 1000 * wall / len(cands),
         "run_candidates": len(cands),
     }

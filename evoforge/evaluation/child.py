@@ -120,9 +120,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _normalize(result: Any) -> dict[str, Any]:
-    if isinstance(result, dict):
-        return {"metrics": _jsonable(result), "artifacts": {}}
     metrics = getattr(result, "metrics", None)
+    if isinstance(result, dict) and not isinstance(metrics, dict):
+        return {"metrics": _jsonable(result), "artifacts": {}}
     if isinstance(metrics, dict):
         artifacts = getattr(result, "artifacts", None) or {}
         return {"metrics": _jsonable(metrics), "artifacts": _jsonable(dict(artifacts))}
@@ -281,8 +281,14 @@ def main() -> None:
     """Run the job file named on the command line; always exits through os._exit."""
     with open(sys.argv[1]) as f:
         job = json.load(f)
-    apply_limits(int(job["memory_mb"]))
     os.chdir(job["workdir"])
+    # candidate processes of kit-based evaluators fork from a zygote made before the
+    # evaluator is imported (see evoforge.problem.candidate)
+    from evoforge.problem import kit
+    from evoforge.problem.candidate import start_zygote
+    control, pid = start_zygote(None, network=True)
+    kit.install_zygote(control, pid, None, hide=[job["problem_dir"], kit.BUILTIN_PROBLEMS])
+    apply_limits(int(job["memory_mb"]))
     write_result(job["result_path"], run_job(job))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -18,6 +18,11 @@ The worker is the child subreaper of everything its children start (Linux
 ``PR_SET_CHILD_SUBREAPER``): processes that escape the child's process group or
 session are re-parented to the worker, which kills them when the evaluation ends.
 It serves one evaluation at a time.
+
+Before it imports the evaluator, the worker forks a *zygote*
+(:mod:`evoforge.problem.candidate`) from which kit-based evaluators get their candidate
+processes, so that no candidate process ever holds the evaluator; after each
+evaluation it has the zygote kill what candidate processes remain.
 """
 
 from __future__ import annotations
@@ -40,9 +45,12 @@ from evoforge.evaluation.child import (
     isolate_network,
     write_result,
 )
+from evoforge.problem import kit
+from evoforge.problem.candidate import start_zygote
 
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 
 
 def _terminate(_signum: int, _frame: Any) -> None:
@@ -136,12 +144,16 @@ def remove_cgroup(path: str) -> None:
             time.sleep(0.05)
 
 
-def _kill_leftovers(cgroup: PidsCgroup | None) -> int:
-    """Kill and reap every process the evaluation left; how many there were."""
+def _kill_leftovers(cgroup: PidsCgroup | None, spare: int | None = None) -> int:
+    """Kill and reap every process the evaluation left; how many there were.
+
+    ``spare`` (the candidate-process zygote) is not one of them.
+    """
     me = os.getpid()
     killed = 0
     for _ in range(50):  # bounded: each round kills what was re-parented since the last
-        children = _children(me) + (cgroup.pids() if cgroup is not None else [])
+        children = [p for p in _children(me) + (cgroup.pids() if cgroup is not None else [])
+                    if p != spare]
         if not children:
             break
         for pid in children:
@@ -174,7 +186,13 @@ def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | 
         os.dup2(devnull, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
-        os.closerange(3, 65536)
+        # the link to the candidate-process zygote is the one descriptor kept
+        keep = kit.zygote_fd()
+        if keep is None:
+            os.closerange(3, 65536)
+        else:
+            os.closerange(3, keep)
+            os.closerange(keep + 1, 65536)
         # temporary files of the candidate go to its own directory
         os.environ["TMPDIR"] = request["workdir"]
         tempfile.tempdir = request["workdir"]
@@ -221,6 +239,15 @@ def serve(evaluator_path: str, network: bool, max_processes: int, scratch: str) 
 
     subreaper = _become_subreaper()
     cgroup = PidsCgroup.create(max_processes)
+    # candidate processes are forked from a zygote made now, before the evaluator is
+    # imported: their memory never holds the evaluator, its verifier or its data
+    control, zygote_pid = start_zygote(scratch or None, network)
+    kit.install_zygote(control, zygote_pid, scratch or None,
+                       hide=[os.path.dirname(os.path.abspath(evaluator_path)),
+                             kit.BUILTIN_PROBLEMS])
+    # and no process of the same user may read this one's memory (/proc/PID/mem, ptrace)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     # warm up: the import (and whatever the evaluator does at import) happens once
     module, import_error = import_evaluator(evaluator_path)
     # children inherit an empty network namespace and a file system that is read-only
@@ -241,10 +268,12 @@ def serve(evaluator_path: str, network: bool, max_processes: int, scratch: str) 
                 _child(module, request, import_error, cgroup)
             reply({"id": request["id"], "event": "started", "pid": pid})
             _, status = os.waitpid(pid, 0)
-            leftovers = _kill_leftovers(cgroup)
+            leftovers = kit.reap_candidates() + _kill_leftovers(cgroup, zygote_pid)
             reply({"id": request["id"], "event": "exited", "status": status,
                    "leftovers": leftovers})
     finally:
+        with contextlib.suppress(OSError):
+            control.close()  # the zygote then kills its candidates and exits
         _kill_leftovers(cgroup)
         if cgroup is not None:
             cgroup.remove()

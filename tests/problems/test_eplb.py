@@ -173,7 +173,8 @@ def test_baseline_ordering(scores):
             > scores["round_robin"]["balancedness"])
     # the reference against itself: about even (timing noise only)
     assert 0.4 < scores["deepseek"]["speed_score"] < 0.6
-    assert scores["round_robin"]["speed_score"] > 0.9
+    # (the fixed cost of a call into the planner's process counts for both)
+    assert scores["round_robin"]["speed_score"] > 0.8
     for metrics in scores.values():
         bal, speed = metrics["balancedness"], metrics["speed_score"]
         assert metrics["combined_score"] == pytest.approx(bal + ev.SPEED_WEIGHT * speed,
@@ -237,7 +238,7 @@ def test_program_without_planner_raises(tmp_path):
 def test_program_failing_at_import_raises(tmp_path):
     program = tmp_path / "broken.py"
     program.write_text("raise RuntimeError('no numpy here')\n")
-    with pytest.raises(ValueError, match="running the program raised RuntimeError: no numpy"):
+    with pytest.raises(ValueError, match="importing the program failed: RuntimeError: no numpy"):
         ev.evaluate(str(program))
 
 

@@ -180,7 +180,10 @@ def train_scores(tmp_path_factory) -> dict[str, dict[str, float]]:
 
 def test_speed_ordering_of_the_baselines(train_scores):
     naive, sliding, packed = (train_scores[n]["combined_score"] for n in BASELINES)
-    assert naive < 0.2 < 0.7 < sliding < 1.4 < 2.0 < packed
+    # each program runs in its own process: the fixed cost per call counts for both,
+    # and two processes on a loaded machine time less alike than one did
+    assert naive < 0.2 < 0.5 < sliding < 2.0
+    assert packed > 1.3 * sliding
     for metrics in train_scores.values():
         assert all(metrics[f"timed_calls_{c.name}"] >= ev.MIN_REPEATS
                    for c in ev.SPLITS["train"].classes)
@@ -265,17 +268,22 @@ def test_threads_left_running_are_refused(tmp_path, instances, reference):
         ev.time_against_reference(hamming, reference, *instances, budget=0.01)
 
 
-def test_replacing_numpy_functions_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(np, "frombuffer", np.frombuffer)  # restored after the test
+def test_replacing_numpy_functions_stays_in_the_programs_process(tmp_path):
+    # the program runs in its own process: its numpy is not the evaluator's
+    original = np.frombuffer
     prelude = "np.frombuffer = lambda *args, **kwargs: None\n"
     program = _write(tmp_path, "return [0]", prelude)
-    with pytest.raises(ValueError, match="the program replaced numpy.frombuffer"):
+    with pytest.raises(ValueError) as caught:
         ev.evaluate(str(program))
+    assert "replaced" not in str(caught.value)
+    assert np.frombuffer is original
 
 
 def test_the_reference_scores_about_one(train_scores):
+    # the reference and the program run in two processes (loaded machines time them
+    # less alike than one process)
     for c in ev.SPLITS["train"].classes:
-        assert 0.7 < train_scores["numpy_sliding"][f"speedup_{c.name}"] < 1.4
+        assert 0.5 < train_scores["numpy_sliding"][f"speedup_{c.name}"] < 2.0
 
 
 # --------------------------------------------------------------------- config

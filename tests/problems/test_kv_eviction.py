@@ -247,7 +247,8 @@ def test_random_baseline_repeats(scores):
 def test_train_evaluation_is_fast():
     start = time.perf_counter()
     ev.evaluate(str(INITIAL))
-    assert time.perf_counter() - start < 3.0
+    # called directly, this also starts the candidate-process zygote (an interpreter)
+    assert time.perf_counter() - start < 6.0
 
 
 # --------------------------------------------------------------------- config

@@ -123,7 +123,9 @@ def test_baseline_speedups(train_scores):
     lazy = train_scores["lazy_greedy"]["combined_score"]
     vectorized = train_scores["vectorized_greedy"]["combined_score"]
     assert 0.7 < naive < 1.4
-    assert lazy > 10 and vectorized > 10
+    # each call's time includes sending the sets to the program's process (for the
+    # reference too), which compresses fast programs' speedups
+    assert lazy > 3 and vectorized > 2
     for metrics in train_scores.values():
         assert metrics["min_coverage_vs_greedy"] >= 0.99
         assert metrics["num_instances"] == 3

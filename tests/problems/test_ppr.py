@@ -174,7 +174,10 @@ def train_scores(tmp_path_factory) -> dict[str, dict[str, float]]:
 
 def test_speed_ordering_of_the_baselines(train_scores):
     python, numpy_power, fast = (train_scores[n]["combined_score"] for n in BASELINES)
-    assert python < 0.25 < 0.7 < numpy_power < 1.4 < fast
+    # each program runs in its own process: two processes on a loaded machine time
+    # less alike than one did
+    assert python < 0.25 < 0.5 < numpy_power < 2.0
+    assert fast > numpy_power
     for metrics in train_scores.values():
         assert metrics["max_l1_error"] < ev.L1_TOLERANCE
         assert all(metrics[f"timed_calls_{c.name}"] >= ev.MIN_REPEATS
@@ -235,9 +238,9 @@ def test_program_without_ppr_raises(tmp_path):
 
 def test_work_on_other_threads_is_refused(tmp_path, queries, reference):
     python_power = PROBLEM / "baselines" / "python_power.py"
-    prelude = (f"import threading\nimport importlib.util\n"
-               f"_spec = importlib.util.spec_from_file_location('_ref', {str(python_power)!r})\n"
-               f"_ref = importlib.util.module_from_spec(_spec)\n_spec.loader.exec_module(_ref)\n")
+    # the problem folder is hidden from the program's process: it gets the source
+    prelude = (f"import threading\nimport types\n_ref = types.SimpleNamespace()\n"
+               f"exec({python_power.read_text()!r}, _ref.__dict__)\n")
     body = ("box = []\n"
             "    worker = threading.Thread(target=lambda: box.append(_ref.ppr(\n"
             "        n, src, dst, personalization, alpha)))\n"
@@ -252,26 +255,27 @@ def test_threads_left_running_are_refused(tmp_path, queries, reference):
     body = ("threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n"
             "    return _exact(n, src, dst, personalization, alpha)")
     numpy_power = PROBLEM / "baselines" / "numpy_power.py"
-    prelude += (f"import importlib.util\n"
-                f"_spec = importlib.util.spec_from_file_location('_ref', {str(numpy_power)!r})\n"
-                f"_ref = importlib.util.module_from_spec(_spec)\n_spec.loader.exec_module(_ref)\n"
-                f"_exact = _ref.ppr\n")
+    prelude += (f"import types\n_ref = types.SimpleNamespace()\n"
+                f"exec({numpy_power.read_text()!r}, _ref.__dict__)\n_exact = _ref.ppr\n")
     ppr = ev.load_ppr(_write(tmp_path, body, prelude))
     with pytest.raises(ValueError, match="started threads that are still running"):
         ev.time_against_reference(ppr, reference, *queries, budget=0.01)
 
 
-def test_replacing_numpy_functions_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(np, "bincount", np.bincount)  # restored after the test
+def test_replacing_numpy_functions_stays_in_the_programs_process(tmp_path):
+    # the program runs in its own process: its numpy is not the evaluator's
+    original = np.bincount
     prelude = "np.bincount = lambda *args, **kwargs: None\n"
     program = _write(tmp_path, "return personalization", prelude)
-    with pytest.raises(ValueError, match="the program replaced numpy.bincount"):
+    with pytest.raises(ValueError) as caught:
         ev.evaluate(str(program))
+    assert "replaced" not in str(caught.value)
+    assert np.bincount is original
 
 
 def test_the_reference_scores_about_one(train_scores):
     for c in ev.SPLITS["train"].classes:
-        assert 0.7 < train_scores["numpy_power"][f"speedup_{c.name}"] < 1.4
+        assert 0.5 < train_scores["numpy_power"][f"speedup_{c.name}"] < 2.0
 
 
 # --------------------------------------------------------------------- config

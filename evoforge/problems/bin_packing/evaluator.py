@@ -13,20 +13,20 @@ higher is better and 0 is optimal. Every packing is re-checked from scratch
 (each item placed exactly once, no bin over capacity) before it is scored.
 """
 
-import importlib.util
 import math
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from evoforge.problem import kit
+
 HERE = Path(__file__).resolve().parent
 
-# Decimals the priority scores are rounded to before argmax, so that float noise
-# cannot decide between two bins the program scores equally.
-SCORE_DECIMALS = 6
+# the packing loop, which runs in the candidate's process
+harness = kit.load_module(HERE / "harness.py", "_bin_packing_harness")
+SCORE_DECIMALS = harness.SCORE_DECIMALS
 
 # Instance families: (items per instance, capacity).
 OR_ITEMS, OR_CAPACITY, OR_MIN_SIZE, OR_MAX_SIZE = 500, 150, 20, 100
@@ -98,7 +98,7 @@ def make_instances(split: str) -> list[Instance]:
 
 
 def pack(instance: Instance, priority: Priority) -> list[list[int]]:
-    """Pack the items of ``instance`` online with ``priority``.
+    """Pack the items of ``instance`` online with the function ``priority``, here.
 
     Returns:
         The packing: one list of item indices per bin, bins in opening order.
@@ -106,47 +106,19 @@ def pack(instance: Instance, priority: Priority) -> list[list[int]]:
     Raises:
         ValueError: if ``priority`` raises, or returns the wrong shape or NaN.
     """
-    sizes = instance.sizes
-    capacity = float(instance.capacity)
-    n = len(sizes)
-    caps = np.empty(n, dtype=np.float64)  # remaining capacity of each open bin
-    assignment = np.empty(n, dtype=np.int64)
-    n_open = 0
-    for i in range(n):
-        item = float(sizes[i])
-        fits = np.flatnonzero(caps[:n_open] >= item)
-        k = len(fits)
-        bins = np.empty(k + 1, dtype=np.float64)
-        bins[:k] = caps[fits]
-        bins[k] = capacity
-        try:
-            raw = priority(item, bins)
-            scores = np.asarray(raw, dtype=np.float64)
-        except Exception as exc:
-            raise ValueError(
-                f"priority raised {type(exc).__name__}: {exc} "
-                f"(item {i} of {instance.name}, size {item:g}, {k + 1} bins)"
-            ) from exc
-        if scores.shape != (k + 1,):
-            raise ValueError(
-                f"priority returned shape {scores.shape} for {k + 1} bins "
-                f"(item {i} of {instance.name}); return one score per bin"
-            )
-        if np.isnan(scores).any():
-            raise ValueError(
-                f"priority returned NaN for item {i} of {instance.name} "
-                f"(size {item:g}, {k + 1} bins)"
-            )
-        choice = int(np.argmax(np.round(scores, SCORE_DECIMALS)))
-        if choice == k:
-            target = n_open
-            caps[target] = capacity
-            n_open += 1
-        else:
-            target = int(fits[choice])
-        caps[target] -= item
-        assignment[i] = target
-    packing: list[list[int]] = [[] for _ in range(n_open)]
+    assignment = harness.assign(harness.local(priority), instance.sizes, instance.capacity,
+                                instance.name)
+    return to_packing(assignment)
+
+
+def to_packing(assignment: object) -> list[list[int]]:
+    """Bins from the bin of each item (checked: an integer array, bins numbered from 0)."""
+    if not isinstance(assignment, np.ndarray) or assignment.dtype.kind not in "iu":
+        raise PackingError("the packing loop returned no integer array of bins")
+    if assignment.ndim != 1 or (len(assignment) and assignment.min() < 0):
+        raise PackingError("the packing loop returned bad bin numbers")
+    n_bins = int(assignment.max()) + 1 if len(assignment) else 0
+    packing: list[list[int]] = [[] for _ in range(n_bins)]
     for i, b in enumerate(assignment.tolist()):
         packing[b].append(i)
     return packing
@@ -196,18 +168,10 @@ def verify_packing(
 # ---------------------------------------------------------------- scoring
 
 
-def load_priority(program_path: str | Path) -> Priority:
-    """Import the program at ``program_path`` and return its ``priority`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_bp_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    priority = getattr(module, "priority", None)
-    if not callable(priority):
-        raise ValueError(f"{path}: defines no function priority(item, bins)")
-    return priority
+def load_priority(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit)."""
+    return kit.load_program(program_path, {"priority": "priority(item, bins)"},
+                            harness=HERE / "harness.py")
 
 
 def excess_pct(instance: Instance, bins_used: int) -> float:
@@ -217,14 +181,35 @@ def excess_pct(instance: Instance, bins_used: int) -> float:
 
 
 def score_priority(priority: Priority, split: str) -> dict[str, float]:
-    """Pack every instance of ``split`` with ``priority`` and return the metrics."""
+    """Pack every instance of ``split`` with ``priority`` here and return the metrics."""
+    return score_packings(split, lambda instance: pack(instance, priority)).metrics
+
+
+def score_program(program: kit.Program, split: str) -> kit.Scores:
+    """Pack every instance of ``split`` in the program's process; check and score here."""
+    def packer(instance: Instance) -> list[list[int]]:
+        try:
+            assignment = program.run("assign", instance.sizes, instance.capacity, instance.name)
+        except kit.CandidateError as exc:
+            raise ValueError(str(exc)) from None
+        return to_packing(assignment)
+    return score_packings(split, packer)
+
+
+def score_packings(split: str,
+                   packer: Callable[[Instance], list[list[int]]]) -> kit.Scores:
+    """Verify and score the packing ``packer`` gives for every instance of ``split``.
+
+    The artifact ``instance_scores`` holds minus each instance's excess, in
+    instance order (the direction of ``combined_score``).
+    """
     instances = make_instances(split)
     per_family: dict[str, list[float]] = {family: [] for family in _FAMILY_CODE}
     excesses: list[float] = []
     bins_total = 0
     bound_total = 0
     for instance in instances:
-        packing = pack(instance, priority)
+        packing = packer(instance)
         used = verify_packing(instance.sizes, instance.capacity, packing)
         excess = excess_pct(instance, used)
         excesses.append(excess)
@@ -244,14 +229,16 @@ def score_priority(priority: Priority, split: str) -> dict[str, float]:
     for family, values in per_family.items():
         if values:
             metrics[f"{family}_excess_pct"] = round(float(np.mean(values)), 6)
-    return metrics
+    return kit.Scores(metrics, {"instance_scores": [round(-e, 6) for e in excesses]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
-    return score_priority(load_priority(program_path), "train")
+    with load_priority(program_path) as program:
+        return score_program(program, "train")
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
-    return score_priority(load_priority(program_path), "test")
+    with load_priority(program_path) as program:
+        return score_program(program, "test")

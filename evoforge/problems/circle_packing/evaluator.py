@@ -13,14 +13,14 @@ value is about 2.6359). There is no instance distribution: ``evaluate`` and
 tolerance ``tol = 1e-9`` and the test check with ``tol = 0`` (no slack at all).
 """
 
-import importlib.util
-import uuid
 from collections.abc import Sequence
 from math import isfinite, sqrt
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evoforge.problem import kit
 
 N_CIRCLES = 26
 TRAIN_TOLERANCE = 1e-9
@@ -91,25 +91,27 @@ def verify_packing(
     return total
 
 
-def load_program(program_path: str | Path) -> Any:
-    """Import the program at ``program_path`` and return its ``construct_packing``."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_cp_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    construct = getattr(module, "construct_packing", None)
-    if not callable(construct):
-        raise ValueError(f"{path}: defines no function construct_packing()")
-    return construct
+def load_program(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit).
+
+    Calling the result calls its ``construct_packing()`` there.
+    """
+    return kit.load_program(program_path, {"construct_packing": "construct_packing()"})
 
 
-def _run(program_path: str, tol: float) -> dict[str, float]:
-    construct = load_program(program_path)
+def _run(program_path: str, tol: float) -> kit.Scores:
+    """Build the packing in the program's process; check and score it here.
+
+    ``instance_scores`` is the one instance's sum of radii.
+    """
+    with load_program(program_path) as construct:
+        return _check(construct, tol)
+
+
+def _check(construct: kit.Program, tol: float) -> kit.Scores:
     try:
         result = construct()
-    except Exception as exc:
+    except kit.CandidateError as exc:
         raise ValueError(f"construct_packing raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(result, tuple | list) or len(result) not in (2, 3):
         raise PackingError(
@@ -120,21 +122,21 @@ def _run(program_path: str, tol: float) -> dict[str, float]:
     centers, radii = result[0], result[1]
     total = verify_packing(centers, radii, tol)
     sizes = np.array(radii, dtype=np.float64)
-    return {
+    return kit.Scores({
         "combined_score": total,
         "sum_radii": total,
         "ratio_to_best_known": total / BEST_KNOWN,
         "min_radius": float(sizes.min()),
         "max_radius": float(sizes.max()),
         "tolerance": tol,
-    }
+    }, {"instance_scores": [total]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Training score: the sum of radii, checked with tolerance 1e-9."""
     return _run(program_path, TRAIN_TOLERANCE)
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Test score: the same packing, checked with no tolerance at all."""
     return _run(program_path, TEST_TOLERANCE)

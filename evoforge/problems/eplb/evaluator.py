@@ -18,14 +18,14 @@ CPU time is compared with that of DeepSeek's hierarchical policy
 Every plan is re-checked (``verify_plan``) before it is scored.
 """
 
-import importlib.util
 import resource
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from evoforge.problem import kit
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE / "baselines" / "deepseek_hierarchical.py"
@@ -173,50 +173,37 @@ def balancedness(phy2log: np.ndarray, counts: np.ndarray, load: np.ndarray) -> n
 # ---------------------------------------------------------------- scoring
 
 
-def load_planner(program_path: str | Path) -> tuple[Planner, float]:
-    """Import the program; return its ``rebalance_experts`` and the CPU seconds its
-    module body took to run (counted as planning time, so work done at import is not free).
+def load_planner(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit)."""
+    return kit.load_program(
+        program_path,
+        {"rebalance_experts": "rebalance_experts(load, num_slots, num_groups, num_nodes, "
+                              "num_gpus)"})
+
+
+def _plan(planner: kit.Program, load: np.ndarray, who: str,
+          window: int) -> tuple[object, float]:
+    """Call the planner on ``load``; its plan, and its CPU seconds read from the kernel."""
+    try:
+        return planner.timed_call("rebalance_experts", load, NUM_SLOTS, NUM_GROUPS,
+                                  NUM_NODES, NUM_GPUS)
+    except kit.CandidateError as exc:
+        raise ValueError(f"{who} raised {type(exc).__name__}: {exc} (window {window})"
+                         ) from None
+
+
+def score_planner(planner: kit.Program, split: str,
+                  reference: kit.Program | None = None) -> kit.Scores:
+    """Plan every window of ``split`` and return the metrics.
+
+    The artifact ``instance_scores`` holds, per window, its balancedness plus
+    SPEED_WEIGHT times its own speed score (higher is better, like
+    ``combined_score``).
     """
-    path = Path(program_path)
-    source = path.read_text()
-    try:
-        code = compile(source, str(path), "exec")
-    except SyntaxError as exc:
-        raise ValueError(f"{path}: line {exc.lineno}: {exc.msg}") from None
-    spec = importlib.util.spec_from_file_location(f"_eplb_program_{uuid.uuid4().hex}", path)
-    if spec is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    start = cpu_seconds()
-    try:
-        exec(code, module.__dict__)
-    except Exception as exc:
-        raise ValueError(f"{path}: running the program raised {type(exc).__name__}: {exc}") from exc
-    seconds = cpu_seconds() - start
-    planner = getattr(module, "rebalance_experts", None)
-    if not callable(planner):
-        raise ValueError(
-            f"{path}: defines no function "
-            "rebalance_experts(load, num_slots, num_groups, num_nodes, num_gpus)")
-    return planner, seconds
-
-
-def _plan(planner: Planner, load: np.ndarray, who: str, window: int) -> tuple[object, float]:
-    """Call the planner on a private copy of ``load``; return its plan and CPU seconds."""
-    arg = load.copy()
-    start = cpu_seconds()
-    try:
-        plan = planner(arg, NUM_SLOTS, NUM_GROUPS, NUM_NODES, NUM_GPUS)
-    except Exception as exc:
-        raise ValueError(f"{who} raised {type(exc).__name__}: {exc} (window {window})") from exc
-    return plan, cpu_seconds() - start
-
-
-def score_planner(planner: Planner, split: str, import_seconds: float = 0.0,
-                  reference: Planner | None = None) -> dict[str, float]:
-    """Plan every window of ``split`` and return the metrics."""
     if reference is None:
-        reference, _ = load_planner(REFERENCE)
+        with load_planner(REFERENCE) as ref:
+            return score_planner(planner, split, ref)
+    import_seconds = planner.import_seconds  # work at import is not free
     trace = make_trace_for(split)
     plans = trace.windows - 1
     t_program = np.full((TIMING_ROUNDS, plans), np.inf)
@@ -224,6 +211,7 @@ def score_planner(planner: Planner, split: str, import_seconds: float = 0.0,
     balance = np.zeros((TIMING_ROUNDS, plans))
     balance_same = np.zeros((TIMING_ROUNDS, plans))
     replicated = 0.0
+    process_start, thread_start = planner.process_cpu_seconds(), planner.cpu_seconds()
     for rnd in range(TIMING_ROUNDS):
         scale = float(2 ** rnd)  # exact in floating point; a sane plan does not change
         for w in range(plans):
@@ -239,15 +227,24 @@ def score_planner(planner: Planner, split: str, import_seconds: float = 0.0,
                 counts = verify_plan(plan, trace.layers)
             except PlanError as exc:
                 raise PlanError(f"window {w}: {exc}") from None
-            balance[rnd, w] = balancedness(plan, counts, trace.loads[w + 1]).mean()
-            balance_same[rnd, w] = balancedness(plan, counts, trace.loads[w]).mean()
+            checked = np.asarray(plan)
+            balance[rnd, w] = balancedness(checked, counts, trace.loads[w + 1]).mean()
+            balance_same[rnd, w] = balancedness(checked, counts, trace.loads[w]).mean()
             replicated += float((counts > 1).sum())
+    # work on threads that ended between two readings escapes the per-call clock
+    process = planner.process_cpu_seconds() - process_start
+    thread = planner.cpu_seconds() - thread_start
+    if process > kit.OTHER_THREADS_FACTOR * thread + kit.OTHER_THREADS_SLACK:
+        raise ValueError(f"the planner used {process:.3f} s of CPU time on all threads but "
+                         f"only {thread:.3f} s on its own: work on other threads is not allowed")
     # per window, the fastest of the rounds; the import time counts once
     program_seconds = float(t_program.min(axis=0).sum()) + import_seconds
     reference_seconds = float(t_reference.min(axis=0).sum())
     speed = reference_seconds / max(reference_seconds + program_seconds, 1e-12)
     bal = float(balance.mean())
-    return {
+    ref_w, prog_w = t_reference.min(axis=0), t_program.min(axis=0)
+    per_window = balance.mean(axis=0) + SPEED_WEIGHT * ref_w / np.maximum(ref_w + prog_w, 1e-12)
+    return kit.Scores({
         "combined_score": round(bal + SPEED_WEIGHT * speed, 6),
         "balancedness": round(bal, 6),
         "balancedness_same_window": round(float(balance_same.mean()), 6),
@@ -259,16 +256,16 @@ def score_planner(planner: Planner, split: str, import_seconds: float = 0.0,
             replicated / (TIMING_ROUNDS * plans * trace.layers), 4),
         "layers": trace.layers,
         "plans": plans,
-    }
+    }, {"instance_scores": [round(float(v), 6) for v in per_window]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
-    planner, seconds = load_planner(program_path)
-    return score_planner(planner, "train", seconds)
+    with load_planner(REFERENCE) as reference, load_planner(program_path) as planner:
+        return score_planner(planner, "train", reference)
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
-    planner, seconds = load_planner(program_path)
-    return score_planner(planner, "test", seconds)
+    with load_planner(REFERENCE) as reference, load_planner(program_path) as planner:
+        return score_planner(planner, "test", reference)

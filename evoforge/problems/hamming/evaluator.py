@@ -8,51 +8,27 @@ Every output is checked first and must be exact: the right length, integer
 values (Python ints or a numpy integer array; floats are refused, so an FFT
 result must be rounded and converted), equal to the evaluator's own answer.
 Then the score is speed: for each instance class the program's median CPU time
-per call (``evoforge.measure.measure``) is compared with that of the reference
+per call (of its own process, read by the evaluator from the kernel:
+``evoforge.problem.kit.time_against_reference``) is compared with that of the reference
 implementation (``baselines/numpy_sliding.py``), timed in the same evaluation on
 the same instances, call for call in alternation; ``combined_score`` is the
 geometric mean over the classes of ``reference_time / program_time`` (higher is
 better, 1.0 = as fast as the reference).
 """
 
-import builtins
-import importlib.util
-import math
-import os
-import statistics
-import threading
-import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from evoforge.measure import measure
+from evoforge.problem import kit
 
 HERE = Path(__file__).resolve().parent
 REFERENCE_PROGRAM = HERE / "baselines" / "numpy_sliding.py"
 
-# Calls are timed in CPU seconds of the calling thread (time.thread_time): the
-# process CPU clock can be as coarse as a scheduler tick (4 ms) when the sandbox
-# sets a CPU-time limit, the thread clock stays fine-grained. Work moved to other
-# threads would escape it, so over all the rounds of a class the process clock
-# must not exceed the thread clock by more than this factor plus this slack.
-_THREAD_TIME = time.thread_time
-_PROCESS_TIME = time.process_time
-OTHER_THREADS_FACTOR = 1.25
-OTHER_THREADS_SLACK = 0.02
-
-
-def _thread_count() -> int:
-    """Threads of this process (the OS's count where /proc has it)."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return threading.active_count()
-
-
+# Calls are timed from this process in CPU seconds of the program's process, read
+# from the kernel (evoforge.problem.kit.time_against_reference): a program cannot
+# patch that clock, and work moved to other threads is refused.
 ALPHABETS: dict[str, bytes] = {
     "binary": b"01",
     "dna": b"ACGT",
@@ -91,8 +67,8 @@ class Split:
     max_repeats: int
 
 
-MIN_REPEATS = 3
-SLOW_CALL = 0.5  # seconds: after a slower warm-up call, a single round may do
+MIN_REPEATS = kit.MIN_REPEATS
+SLOW_CALL = kit.SLOW_CALL  # seconds: after a slower warm-up call, a single round may do
 SPLITS: dict[str, Split] = {
     "train": Split(31415, (
         InstanceClass("binary_4k", "binary", 4000, 100),
@@ -209,147 +185,72 @@ def verify_distances(answer: object, truth: np.ndarray) -> None:
 
 # ---------------------------------------------------------------- scoring
 
-Hamming = Callable[[bytes, bytes], object]
+def load_hamming(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit)."""
+    return kit.load_program(program_path, {"hamming": "hamming(text, pattern)"})
 
 
-def load_hamming(program_path: str | Path) -> Hamming:
-    """Import the program at ``program_path`` and return its ``hamming`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_hamming_program_{uuid.uuid4().hex}",
-                                                  path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    fn = getattr(module, "hamming", None)
-    if not callable(fn):
-        raise ValueError(f"{path}: defines no function hamming(text, pattern)")
-    return fn
+def _arguments(instance: Instance) -> tuple[object, ...]:
+    return tuple((instance.text, instance.pattern))
 
 
-def _call(fn: Hamming, instance: Instance) -> object:
-    try:
-        return fn(instance.text, instance.pattern)
-    except Exception as exc:
-        raise ValueError(f"hamming raised {type(exc).__name__}: {exc} "
-                         f"(on {instance.name})") from exc
-
-
-def _checked(instance: Instance, truth: np.ndarray, answer: object,
-             who: str = "the program") -> None:
+def _checked(instance: Instance, truth: np.ndarray, answer: object) -> None:
     try:
         verify_distances(answer, truth)
     except HammingError as exc:
-        if who != "the program":  # pragma: no cover - the reference is tested
-            raise RuntimeError(f"{who} failed on {instance.name}: {exc}") from exc
         raise HammingError(f"{instance.name}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Timing:
-    """How one instance class went: median CPU seconds per call."""
-
-    reference: float
-    program: float
-    rounds: int
+Timing = kit.Timing
 
 
-def time_against_reference(program: Hamming, reference: Hamming, instances: list[Instance],
-                           truths: list[np.ndarray], budget: float) -> Timing:
+def time_against_reference(program: kit.Program, reference: kit.Program,
+                           instances: list[Instance], truths: list[np.ndarray],
+                           budget: float) -> kit.Timing:
     """Check ``program`` on the instances it runs and time it against ``reference``.
 
-    The first instance is the warm-up of both; the program's answer is checked
-    before anything is timed, and its CPU time sets the number of rounds
-    (``budget`` divided by it, clamped to [MIN_REPEATS, len(instances) - 1], or
-    to [1, ...] after a warm-up slower than SLOW_CALL). A round calls the
-    reference on the previous instance (untimed, so that whatever the program
-    left in the caches does not count against it), times it on the next instance
-    with ``evoforge.measure.measure``, then does the same with the program (odd
-    rounds; even rounds the program goes first); so both see the same load and
-    the same kind of cache state. Every answer of the program is checked.
+    See :func:`evoforge.problem.kit.time_against_reference`: warm-up, rounds in
+    alternation, CPU time of each program's process read from the kernel, every
+    answer checked.
     """
-    _checked(instances[0], truths[0], _call(reference, instances[0]), "the reference")
-    start = _THREAD_TIME()
-    answer = _call(program, instances[0])
-    warm_up = _THREAD_TIME() - start
-    _checked(instances[0], truths[0], answer)
-    fewest = MIN_REPEATS if warm_up < SLOW_CALL else 1
-    rounds = min(len(instances) - 1, max(fewest, int(budget / max(warm_up, 1e-9))))
-    reference_times: list[float] = []
-    program_times: list[float] = []
-    answers: list[object] = []
-    threads_before = _thread_count()
-    process_start, thread_start = _PROCESS_TIME(), _THREAD_TIME()
-    for k in range(1, 1 + rounds):
-        for who in ((reference, program) if k % 2 else (program, reference)):
-            _call(who, instances[k - 1])  # untimed: whatever the other left in the caches
-            timed = measure(_call, who, instances[k], warmup=0, repeats=1, clock=_THREAD_TIME)
-            if who is reference:
-                reference_times.append(timed.samples[0])
-            else:
-                program_times.append(timed.samples[0])
-                answers.append(timed.result)
-    # one span for both clocks: the process clock may only tick every 4 ms
-    process = _PROCESS_TIME() - process_start
-    thread = _THREAD_TIME() - thread_start
-    if process > OTHER_THREADS_FACTOR * thread + OTHER_THREADS_SLACK:
-        raise ValueError(f"the program used {process:.3f} s of CPU time on all threads but "
-                         f"only {thread:.3f} s on its own: work on other threads is not allowed")
-    if _thread_count() > threads_before:
-        raise ValueError("the program started threads that are still running: work on other "
-                         "threads is not allowed")
-    for instance, truth, answer in zip(instances[1:], truths[1:], answers, strict=False):
-        _checked(instance, truth, answer)
-    return Timing(statistics.median(reference_times), statistics.median(program_times), rounds)
+    return kit.time_against_reference(
+        "hamming", _arguments, program, reference, instances,
+        lambda k, answer: _checked(instances[k], truths[k], answer), budget)
 
 
-def _guarded() -> dict[str, object]:
-    """What the reference relies on: numpy's module attributes and a few builtins."""
-    objects: dict[str, object] = {f"numpy.{k}": v for k, v in vars(np).items()}
-    for name in ("len", "range", "sum", "zip"):
-        objects[f"builtins.{name}"] = getattr(builtins, name)
-    return objects
+def score(program_path: str | Path, split: str) -> kit.Scores:
+    """Check and time the program against the reference on every class of ``split``.
 
-
-def _check_untouched(before: dict[str, object]) -> None:
-    now = _guarded()
-    changed = [name for name, obj in before.items() if now.get(name) is not obj]
-    if changed:
-        raise ValueError(f"the program replaced {changed[0]}; programs may not modify numpy "
-                         "or builtins")
-
-
-def score(program_path: str | Path, split: str) -> dict[str, float]:
-    """Check and time the program against the reference on every class of ``split``."""
+    The artifact ``instance_scores`` holds the speedup of each instance class, in
+    class order (higher is better, like ``combined_score``).
+    """
     spec = SPLITS[split]
     instance_sets = make_instances(split)
-    # The answers to check against are computed before the program is imported.
     truth_sets = [[true_distances(i.text, i.pattern) for i in instances]
                   for instances in instance_sets]
-    reference = load_hamming(REFERENCE_PROGRAM)
-    before = _guarded()
-    program = load_hamming(program_path)
-    _check_untouched(before)
     metrics: dict[str, float] = {}
-    log_speedups: list[float] = []
-    for cls, instances, truths in zip(spec.classes, instance_sets, truth_sets, strict=True):
-        timing = time_against_reference(program, reference, instances, truths, spec.budget)
-        _check_untouched(before)
-        speedup = timing.reference / max(timing.program, 1e-9)
-        log_speedups.append(math.log(speedup))
-        metrics[f"speedup_{cls.name}"] = round(speedup, 4)
-        metrics[f"ms_{cls.name}"] = round(1000 * timing.program, 4)
-        metrics[f"reference_ms_{cls.name}"] = round(1000 * timing.reference, 4)
-        metrics[f"timed_calls_{cls.name}"] = timing.rounds
-    metrics["combined_score"] = round(math.exp(sum(log_speedups) / len(log_speedups)), 4)
-    return metrics
+    speedups: list[float] = []
+    with load_hamming(REFERENCE_PROGRAM) as reference, \
+            load_hamming(program_path) as program:
+        for cls, instances, truths in zip(spec.classes, instance_sets, truth_sets,
+                                          strict=True):
+            timing = time_against_reference(program, reference, instances, truths,
+                                            spec.budget)
+            speedup = timing.reference / max(timing.program, 1e-9)
+            speedups.append(speedup)
+            metrics[f"speedup_{cls.name}"] = round(speedup, 4)
+            metrics[f"ms_{cls.name}"] = round(1000 * timing.program, 4)
+            metrics[f"reference_ms_{cls.name}"] = round(1000 * timing.reference, 4)
+            metrics[f"timed_calls_{cls.name}"] = timing.rounds
+    metrics["combined_score"] = round(kit.geometric_mean(speedups), 4)
+    return kit.Scores(metrics, {"instance_scores": [round(v, 4) for v in speedups]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
     return score(program_path, "train")
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     return score(program_path, "test")

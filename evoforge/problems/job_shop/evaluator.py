@@ -19,22 +19,21 @@ to a lower bound computed here, ``100 * (makespan - LB) / LB``;
 ``combined_score`` is the mean gap over the split's instances (lower is better).
 """
 
-import importlib.util
-import inspect
 import math
 import random
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from evoforge.problem import kit
+
 HERE = Path(__file__).resolve().parent
 
-# Decimals the priority scores are rounded to before argmax, so that float noise
-# cannot decide between two operations the program scores equally.
-SCORE_DECIMALS = 6
+# the schedule builder, which runs in the candidate's process
+harness = kit.load_module(HERE / "harness.py", "_job_shop_harness")
+SCORE_DECIMALS = harness.SCORE_DECIMALS
 
 # ---------------------------------------------------------------- Taillard's generator
 
@@ -72,7 +71,7 @@ SPLITS: dict[str, tuple[tuple[str, ...], int, int]] = {
 }
 
 # The features passed to priority(), in order (each an array over the conflict set).
-FEATURES = ("p", "work_left", "ops_left", "est", "next_p", "next_load")
+FEATURES = harness.FEATURES
 
 Priority = Callable[..., np.ndarray]
 
@@ -188,99 +187,14 @@ Entry = tuple[int, int, int, int, int]
 
 
 def build_schedule(instance: Instance, priority: Priority) -> list[Entry]:
-    """Giffler-Thompson active schedule generation driven by ``priority``.
+    """Giffler-Thompson active schedule generation driven by the function ``priority``, here.
 
     Raises:
         ValueError: if ``priority`` raises, or returns the wrong shape or NaN.
     """
-    times = instance.times.tolist()
-    machines = instance.machines.tolist()
-    n, m = instance.n_jobs, instance.n_machines
-    work_left = [sum(row) for row in times]  # unscheduled work of each job
-    machine_left = [0] * m  # unscheduled work of each machine
-    for j in range(n):
-        for k in range(m):
-            machine_left[machines[j][k]] += times[j][k]
-    next_op = [0] * n
-    job_ready = [0] * n
-    machine_ready = [0] * m
-    schedule: list[Entry] = []
-    active = list(range(n))
-    for step in range(n * m):
-        # the operation that can complete first fixes the machine and the cut-off
-        best_end, best_machine = None, -1
-        est = [0] * n
-        for j in active:
-            k = next_op[j]
-            mach = machines[j][k]
-            start = job_ready[j] if job_ready[j] > machine_ready[mach] else machine_ready[mach]
-            est[j] = start
-            end = start + times[j][k]
-            if best_end is None or end < best_end:
-                best_end, best_machine = end, mach
-        conflict = [j for j in active
-                    if machines[j][next_op[j]] == best_machine and est[j] < best_end]
-        if len(conflict) == 1:
-            chosen = conflict[0]
-        else:
-            features = _features(conflict, times, machines, next_op, work_left,
-                                 machine_left, est, m)
-            scores = _call_priority(priority, features, instance, step, len(conflict))
-            chosen = conflict[int(np.argmax(np.round(scores, SCORE_DECIMALS)))]
-        k = next_op[chosen]
-        mach = machines[chosen][k]
-        start = est[chosen]
-        end = start + times[chosen][k]
-        schedule.append((chosen, k, mach, start, end))
-        job_ready[chosen] = end
-        machine_ready[mach] = end
-        work_left[chosen] -= times[chosen][k]
-        machine_left[mach] -= times[chosen][k]
-        next_op[chosen] = k + 1
-        if k + 1 == m:
-            active.remove(chosen)
-    return schedule
-
-
-def _features(conflict: list[int], times: list[list[int]], machines: list[list[int]],
-              next_op: list[int], work_left: list[int], machine_left: list[int],
-              est: list[int], m: int) -> dict[str, np.ndarray]:
-    p, nxt_p, nxt_load = [], [], []
-    for j in conflict:
-        k = next_op[j]
-        p.append(times[j][k])
-        if k + 1 < m:
-            nxt_p.append(times[j][k + 1])
-            nxt_load.append(machine_left[machines[j][k + 1]])
-        else:
-            nxt_p.append(0)
-            nxt_load.append(0)
-    return {
-        "p": np.array(p, dtype=np.float64),
-        "work_left": np.array([work_left[j] for j in conflict], dtype=np.float64),
-        "ops_left": np.array([m - next_op[j] for j in conflict], dtype=np.float64),
-        "est": np.array([est[j] for j in conflict], dtype=np.float64),
-        "next_p": np.array(nxt_p, dtype=np.float64),
-        "next_load": np.array(nxt_load, dtype=np.float64),
-    }
-
-
-def _call_priority(priority: Priority, features: dict[str, np.ndarray], instance: Instance,
-                   step: int, size: int) -> np.ndarray:
-    where = f"step {step} of {instance.name}, {size} operations"
-    try:
-        raw = priority(**features)
-        scores = np.asarray(raw, dtype=np.float64)
-    except Exception as exc:
-        raise ValueError(f"priority raised {type(exc).__name__}: {exc} ({where})") from exc
-    if scores.shape != (size,):
-        raise ValueError(
-            f"priority returned shape {scores.shape} for {size} operations ({where}); "
-            "return one score per operation"
-        )
-    if np.isnan(scores).any():
-        raise ValueError(f"priority returned NaN ({where})")
-    return scores
+    rows = harness.build(harness.local(priority), instance.times, instance.machines,
+                         instance.name)
+    return [tuple(row) for row in rows.tolist()]
 
 
 # ---------------------------------------------------------------- verifier
@@ -369,28 +283,13 @@ def verify_schedule(times: Sequence[Sequence[int]] | np.ndarray,
 # ---------------------------------------------------------------- scoring
 
 
-def load_priority(program_path: str | Path) -> Priority:
-    """Import the program at ``program_path`` and return its ``priority`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_js_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    priority = getattr(module, "priority", None)
-    if not callable(priority):
-        raise ValueError(f"{path}: defines no function priority({', '.join(FEATURES)})")
-    try:
-        params = inspect.signature(priority).parameters
-    except (TypeError, ValueError):
-        params = {}
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    missing = [f for f in FEATURES if f not in params]
-    if params and not takes_all and missing:
-        raise ValueError(
-            f"{path}: priority() must accept the keyword arguments {', '.join(FEATURES)}; "
-            f"missing {', '.join(missing)}")
-    return priority
+def load_priority(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit).
+
+    Calling the result calls its ``priority`` there, with the features as keywords.
+    """
+    return kit.load_program(program_path, {"priority": f"priority({', '.join(FEATURES)})"},
+                            harness=HERE / "harness.py")
 
 
 def gap_pct(makespan: int, bound: int) -> float:
@@ -398,14 +297,42 @@ def gap_pct(makespan: int, bound: int) -> float:
     return 100.0 * (makespan - bound) / bound
 
 
-def score_priority(priority: Priority, split: str) -> dict[str, float]:
-    """Schedule every instance of ``split`` with ``priority`` and return the metrics."""
+def score_priority(priority: Priority, split: str) -> kit.Scores:
+    """Schedule every instance of ``split`` with the function ``priority``, here."""
+    return score_schedules(split, lambda instance: build_schedule(instance, priority))
+
+
+def score_program(program: kit.Program, split: str) -> kit.Scores:
+    """Build the schedules in the program's process; check and score them here."""
+    try:
+        program.run("check_signature")
+    except kit.CandidateError as exc:
+        raise ValueError(f"{program.label}: {exc}") from None
+
+    def builder(instance: Instance) -> Sequence[Sequence[int]]:
+        try:
+            rows = program.run("build", instance.times, instance.machines, instance.name)
+        except kit.CandidateError as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(rows, np.ndarray):
+            raise ScheduleError("the schedule builder returned no array")
+        return [tuple(row) for row in rows.tolist()]
+    return score_schedules(split, builder)
+
+
+def score_schedules(split: str,
+                    builder: Callable[[Instance], Sequence[Sequence[int]]]) -> kit.Scores:
+    """Verify and score the schedule ``builder`` gives for every instance of ``split``.
+
+    The artifact ``instance_scores`` holds each instance's gap to its lower bound,
+    in instance order (lower is better, like ``combined_score``).
+    """
     instances = make_instances(split)
     gaps: list[float] = []
     known_gaps: list[float] = []
     makespans = 0
     for instance in instances:
-        schedule = build_schedule(instance, priority)
+        schedule = builder(instance)
         makespan = verify_schedule(instance.times, instance.machines, schedule)
         gaps.append(gap_pct(makespan, instance.lower_bound))
         makespans += makespan
@@ -426,14 +353,16 @@ def score_priority(priority: Priority, split: str) -> dict[str, float]:
     }
     if known_gaps:
         metrics["taillard_gap_to_optimum_pct"] = round(float(np.mean(known_gaps)), 6)
-    return metrics
+    return kit.Scores(metrics, {"instance_scores": [round(g, 6) for g in gaps]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
-    return score_priority(load_priority(program_path), "train")
+    with load_priority(program_path) as program:
+        return score_program(program, "train")
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
-    return score_priority(load_priority(program_path), "test")
+    with load_priority(program_path) as program:
+        return score_program(program, "test")

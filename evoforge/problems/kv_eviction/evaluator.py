@@ -21,16 +21,18 @@ quality over the budgets (higher is better, 1 means nothing is lost).
 """
 
 import functools
-import importlib.util
 import math
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from evoforge.problem import kit
+
 HERE = Path(__file__).resolve().parent
+# the decoding loop, which runs in the candidate's process
+harness = kit.load_module(HERE / "harness.py", "_kv_eviction_harness")
 
 HEADS = 8
 HEAD_DIM = 16
@@ -201,83 +203,24 @@ def verify_history(cache: np.ndarray, budget: int) -> None:
 # ---------------------------------------------------------------- decoding
 
 
-def load_policy(program_path: str | Path) -> Policy:
-    """Import the program at ``program_path`` and return its ``keep_score`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_kv_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    policy = getattr(module, "keep_score", None)
-    if not callable(policy):
-        raise ValueError(
-            f"{path}: defines no function keep_score(attn, acc, pos, dist, budget, state)")
-    return policy
+def load_policy(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit).
 
-
-def _as_scores(raw: object, heads: int, t: int) -> np.ndarray:
-    """The policy's return value as float scores of shape (heads, t + 1)."""
-    try:
-        scores = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"keep_score returned a {type(raw).__name__} at step {t}, "
-                         "not an array of numbers") from None
-    try:
-        return np.broadcast_to(scores, (heads, t + 1))
-    except ValueError:
-        raise ValueError(f"keep_score returned shape {scores.shape} at step {t}; expected "
-                         f"scores broadcastable to (heads, t + 1) = {(heads, t + 1)}") from None
+    Calling the result calls its ``keep_score`` there.
+    """
+    return kit.load_program(
+        program_path, {"keep_score": "keep_score(attn, acc, pos, dist, budget, state)"},
+        harness=HERE / "harness.py")
 
 
 def decode(trace: Trace, policy: Policy, budget: int) -> np.ndarray:
-    """Decode ``trace`` with ``policy`` and a cache of ``budget`` tokens per head.
+    """Decode ``trace`` with the function ``policy`` here (see harness.decode).
 
     Returns:
         The cache history: ``cache[h, t, j]`` is True when head ``h`` holds
         position ``j`` after step ``t`` (see ``verify_history``).
-
-    Raises:
-        ValueError: if the policy raises or returns scores of the wrong shape or NaN.
     """
-    heads, n = trace.attn.shape[:2]
-    history = np.zeros((heads, n, n), dtype=bool)
-    kept = np.zeros((heads, n), dtype=bool)
-    acc = np.zeros((heads, n))
-    pos_all = np.arange(n)
-    dist_all = np.arange(n, dtype=np.float64)[::-1].copy()   # dist_all[n-1-t:] = t..0
-    pos_all.flags.writeable = False
-    dist_all.flags.writeable = False
-    state: dict = {}
-    rows = np.arange(heads)
-    for t in range(n):
-        kept[:, t] = True                       # the new token joins the cache
-        if t >= budget:
-            held = np.where(kept[:, :t + 1], trace.attn[:, t, :t + 1], 0.0)
-            attn = held / held.sum(axis=1, keepdims=True)   # what the model computes
-        else:
-            attn = trace.attn[:, t, :t + 1].copy()           # nothing evicted yet
-        acc[:, :t + 1] += attn
-        if t >= budget:
-            pos = pos_all[:t + 1]
-            dist = dist_all[n - 1 - t:]
-            try:
-                raw = policy(attn, acc[:, :t + 1], pos, dist, budget, state)
-            except Exception as exc:
-                raise ValueError(f"keep_score raised {type(exc).__name__}: {exc} "
-                                 f"(step {t} of {trace.name}, budget {budget})") from exc
-            scores = _as_scores(raw, heads, t)
-            if np.isnan(scores).any():
-                raise ValueError(f"keep_score returned NaN at step {t} of {trace.name} "
-                                 f"(budget {budget})")
-            cached = kept[:, :t + 1]
-            victim = np.argmin(np.where(cached, scores, np.inf), axis=1)
-            stale = ~cached[rows, victim]       # every cached score is +inf: evict the oldest
-            if stale.any():
-                victim[stale] = np.argmax(cached[stale], axis=1)
-            kept[rows, victim] = False
-        history[:, t, :t + 1] = kept[:, :t + 1]
-    return history
+    return np.asarray(harness.decode(harness.local(policy), trace.attn, budget, trace.name))
 
 
 def cache_metrics(trace: Trace, history: np.ndarray, budget: int) -> tuple[float, float]:
@@ -302,11 +245,36 @@ def cache_metrics(trace: Trace, history: np.ndarray, budget: int) -> tuple[float
 # ---------------------------------------------------------------- scoring
 
 
-def score_policy(policy: Policy, split: str) -> dict[str, float]:
-    """Decode every sequence of ``split`` at every budget and return the metrics."""
+def score_policy(policy: Policy, split: str) -> kit.Scores:
+    """Decode every sequence of ``split`` at every budget with the function ``policy``, here."""
+    return score_histories(split, lambda trace, budget: decode(trace, policy, budget))
+
+
+def score_program(program: kit.Program, split: str) -> kit.Scores:
+    """Decode in the program's process; check and score the cache histories here."""
+    def decoder(trace: Trace, budget: int) -> np.ndarray:
+        try:
+            history = program.run("decode", trace.attn, budget, trace.name)
+        except kit.CandidateError as exc:
+            raise ValueError(str(exc)) from None
+        shape = (trace.attn.shape[0], trace.length, trace.length)
+        if not isinstance(history, np.ndarray) or history.dtype != bool \
+                or history.shape != shape:
+            raise EvictionError(f"the decoding loop returned no boolean array of shape {shape}")
+        return history
+    return score_histories(split, decoder)
+
+
+def score_histories(split: str, decoder: Callable[[Trace, int], np.ndarray]) -> kit.Scores:
+    """Verify and score the cache history ``decoder`` gives per sequence and budget.
+
+    The artifact ``instance_scores`` holds each (budget, sequence) pair's quality,
+    budgets outer, sequences inner (higher is better, like ``combined_score``).
+    """
     traces = make_traces(split)
     metrics: dict[str, float] = {}
     qualities = []
+    per_instance: list[float] = []
     recalls = []
     errors = []
     for fraction in BUDGET_FRACTIONS:
@@ -314,9 +282,10 @@ def score_policy(policy: Policy, split: str) -> dict[str, float]:
         results = []
         for trace in traces:
             budget = budget_for(fraction, trace.length)
-            history = decode(trace, policy, budget)
+            history = decoder(trace, budget)
             verify_history(history, budget)
             results.append(cache_metrics(trace, history, budget))
+            per_instance.append(0.5 * (results[-1][0] + 1.0 - results[-1][1]))
         recall = float(np.mean([r for r, _ in results]))
         error = float(np.mean([e for _, e in results]))
         quality = 0.5 * (recall + 1.0 - error)
@@ -333,14 +302,16 @@ def score_policy(policy: Policy, split: str) -> dict[str, float]:
     metrics["combined_score"] = round(float(np.mean(qualities)), 6)
     metrics["sequences"] = len(traces)
     metrics["tokens"] = traces[0].length
-    return metrics
+    return kit.Scores(metrics, {"instance_scores": [round(q, 6) for q in per_instance]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
-    return score_policy(load_policy(program_path), "train")
+    with load_policy(program_path) as program:
+        return score_program(program, "train")
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
-    return score_policy(load_policy(program_path), "test")
+    with load_policy(program_path) as program:
+        return score_program(program, "test")

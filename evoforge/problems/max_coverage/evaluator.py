@@ -9,7 +9,8 @@ Correctness: every answer must cover at least 99% of the elements that the
 greedy algorithm covers on the same instance (greedy is computed here, by the
 evaluator). Speed: for each instance the evaluator times the reference, the
 naive greedy of ``baselines/naive_greedy.py``, and then the candidate, with
-:func:`evoforge.measure.measure` (CPU seconds of this process, median over
+:meth:`evoforge.problem.kit.Program.timed_call` (CPU seconds of the program's
+own process, read by the evaluator from the kernel; median over
 repeats after a warm-up call). The instance's speedup is reference median /
 candidate median; ``combined_score`` is the geometric mean of the speedups
 (higher is better; the naive greedy scores about 1).
@@ -19,17 +20,15 @@ the order of the sets shuffled (no two calls see the same input, so caching
 answers between calls does not help), and every call's answer is checked.
 """
 
-import importlib.util
 import math
 import resource
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from evoforge.measure import measure
+from evoforge.problem import kit
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE / "baselines" / "naive_greedy.py"
@@ -225,51 +224,40 @@ def verify(chosen: object, instance: Instance, greedy: int) -> int:
 # ---------------------------------------------------------------- timing
 
 
-def load_solver(program_path: str | Path) -> Solver:
-    """Import the program at ``program_path`` and return its ``max_coverage`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_mc_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    solver = getattr(module, "max_coverage", None)
-    if not callable(solver):
-        raise ValueError(f"{path}: defines no function max_coverage(sets, n_elements, k)")
-    return solver
+def load_solver(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit)."""
+    return kit.load_program(program_path,
+                            {"max_coverage": "max_coverage(sets, n_elements, k)"})
 
 
 class _Feed:
     """Calls a solver on fresh shuffled copies, one per call, and keeps the answers."""
 
-    def __init__(self, solver: Solver, instance: Instance, rng: np.random.Generator,
+    def __init__(self, solver: kit.Program, instance: Instance, rng: np.random.Generator,
                  label: str) -> None:
         self.solver = solver
         self.instance = instance
         self.rng = rng
         self.label = label
-        self.pending: list[Shuffled] = []
         self.answers: list[tuple[object, Shuffled]] = []
 
-    def prepare(self, calls: int) -> None:
-        """Make the copies for the next ``calls`` calls (outside the timed region)."""
-        self.pending = [shuffled_copy(self.instance, self.rng) for _ in range(calls)]
-        self.pending.reverse()
-
-    def __call__(self) -> None:
-        copy = self.pending.pop()
-        try:
-            answer = self.solver(copy.sets, self.instance.n_elements, self.instance.k)
-        except Exception as exc:
-            raise ValueError(
-                f"{self.label} raised {type(exc).__name__}: {exc} ({self.instance.name})"
-            ) from exc
-        self.answers.append((answer, copy))
-
     def run(self, calls: int) -> list[float]:
-        """Time ``calls`` calls; return the CPU seconds of each."""
-        self.prepare(calls)
-        return list(measure(self, warmup=0, repeats=calls).samples)
+        """Make ``calls`` calls; the CPU seconds of each, read from the kernel.
+
+        Each copy is made and sent before its call, outside the timed span.
+        """
+        times = []
+        for _ in range(calls):
+            copy = shuffled_copy(self.instance, self.rng)
+            try:
+                answer, seconds = self.solver.timed_call(
+                    "max_coverage", copy.sets, self.instance.n_elements, self.instance.k)
+            except kit.CandidateError as exc:
+                raise ValueError(f"{self.label} raised {type(exc).__name__}: {exc} "
+                                 f"({self.instance.name})") from None
+            times.append(seconds)
+            self.answers.append((answer, copy))
+        return times
 
     def check(self, greedy: int) -> float:
         """Verify every answer so far; return the lowest coverage / greedy ratio."""
@@ -286,9 +274,15 @@ class _Feed:
         return worst
 
 
-def time_instance(solver: Solver, reference: Solver, instance: Instance,
+def time_instance(solver: kit.Program, reference: kit.Program, instance: Instance,
                   seed: int) -> dict[str, float]:
-    """Time the reference and the candidate on ``instance``; verify every answer."""
+    """Time the reference and the candidate on ``instance``; verify every answer.
+
+    Work moved to other threads is refused: over the timed calls, the candidate's
+    process CPU time may not exceed its main thread's by more than
+    kit.OTHER_THREADS_FACTOR plus kit.OTHER_THREADS_SLACK, nor may it end with
+    more threads than it had.
+    """
     greedy = greedy_coverage(instance)
     rng = np.random.default_rng([seed, 99])
     ref = _Feed(reference, instance, rng, "the reference")
@@ -299,7 +293,16 @@ def time_instance(solver: Solver, reference: Solver, instance: Instance,
     first = cand.run(1)[0]  # warm-up, also sizes the number of repeats
     repeats = int(min(CANDIDATE_MAX_REPEATS,
                       max(CANDIDATE_MIN_REPEATS, CANDIDATE_TARGET_S / max(first, 1e-6))))
+    threads = solver.thread_count()
+    process, thread = solver.process_cpu_seconds(), solver.cpu_seconds()
     cand_samples = cand.run(repeats)
+    process, thread = solver.process_cpu_seconds() - process, solver.cpu_seconds() - thread
+    if process > kit.OTHER_THREADS_FACTOR * thread + kit.OTHER_THREADS_SLACK:
+        raise ValueError(f"the program used {process:.3f} s of CPU time on all threads but "
+                         f"only {thread:.3f} s on its own: work on other threads is not allowed")
+    if solver.thread_count() > threads:
+        raise ValueError("the program started threads that are still running: work on other "
+                         "threads is not allowed")
     worst = cand.check(greedy)
     ref_time = float(np.median(ref_samples))
     cand_time = max(float(np.median(cand_samples)), 1e-7)
@@ -317,9 +320,17 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def score_solver(solver: Solver, split: str) -> dict[str, float]:
-    """Time ``solver`` against the reference on every instance of ``split``."""
-    reference = load_solver(REFERENCE)
+def score_solver(solver: kit.Program, split: str) -> kit.Scores:
+    """Time ``solver`` against the reference on every instance of ``split``.
+
+    The artifact ``instance_scores`` holds the speedup on each instance, in instance
+    order (higher is better, like ``combined_score``).
+    """
+    with load_solver(REFERENCE) as reference:
+        return _score(solver, reference, split)
+
+
+def _score(solver: kit.Program, reference: kit.Program, split: str) -> kit.Scores:
     instances = make_instances(split)
     seed = SPLITS[split][0]
     speedups: list[float] = []
@@ -345,14 +356,16 @@ def score_solver(solver: Solver, split: str) -> dict[str, float]:
         "evaluation_cpu_s": round(_cpu_seconds() - start, 4),
         "num_instances": len(instances),
     })
-    return metrics
+    return kit.Scores(metrics, {"instance_scores": [round(v, 4) for v in speedups]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
-    return score_solver(load_solver(program_path), "train")
+    with load_solver(program_path) as program:
+        return score_solver(program, "train")
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
-    return score_solver(load_solver(program_path), "test")
+    with load_solver(program_path) as program:
+        return score_solver(program, "test")

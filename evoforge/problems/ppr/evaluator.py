@@ -13,7 +13,8 @@ node without out-edges (dangling) sends its mass back to ``s``, like a restart.
 Every output is checked first: it must be ``n`` finite numbers within L1
 distance ``L1_TOLERANCE`` of the evaluator's own power iteration run to
 convergence. Then the score is speed: for each instance class the program's
-median CPU time per call (``evoforge.measure.measure``) is compared with that of
+median CPU time per call (of its own process, read by the evaluator from the
+kernel: ``evoforge.problem.kit.time_against_reference``) is compared with that of
 the reference implementation (``baselines/numpy_power.py``), timed in the same
 evaluation on the same queries, call for call in alternation;
 ``combined_score`` is the geometric mean over the classes of
@@ -21,44 +22,20 @@ evaluation on the same queries, call for call in alternation;
 reference).
 """
 
-import builtins
-import importlib.util
-import math
-import os
-import statistics
-import threading
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from evoforge.measure import measure
+from evoforge.problem import kit
 
 HERE = Path(__file__).resolve().parent
 REFERENCE_PROGRAM = HERE / "baselines" / "numpy_power.py"
 
-# Calls are timed in CPU seconds of the calling thread (time.thread_time): the
-# process CPU clock can be as coarse as a scheduler tick (4 ms) when the sandbox
-# sets a CPU-time limit, the thread clock stays fine-grained. Work moved to other
-# threads would escape it, so over all the rounds of a class the process clock
-# must not exceed the thread clock by more than this factor plus this slack.
-_THREAD_TIME = time.thread_time
-_PROCESS_TIME = time.process_time
-OTHER_THREADS_FACTOR = 1.25
-OTHER_THREADS_SLACK = 0.02
-
-
-def _thread_count() -> int:
-    """Threads of this process (the OS's count where /proc has it)."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return threading.active_count()
-
-
+# Calls are timed from this process in CPU seconds of the program's process, read
+# from the kernel (evoforge.problem.kit.time_against_reference): a program cannot
+# patch that clock, and work moved to other threads is refused.
 ALPHA = 0.85
 L1_TOLERANCE = 1e-4
 """Largest L1 distance from the converged PPR vector an answer may have."""
@@ -106,8 +83,8 @@ class Split:
 
 _KIND_CODE = {"single": 1, "topic": 2}
 BASE_GRAPHS = 3
-MIN_REPEATS = 3
-SLOW_CALL = 0.5  # seconds: after a slower warm-up call, a single round may do
+MIN_REPEATS = kit.MIN_REPEATS
+SLOW_CALL = kit.SLOW_CALL  # seconds: after a slower warm-up call, a single round may do
 SPLITS: dict[str, Split] = {
     "train": Split(20240611, (
         InstanceClass("single_1k", 1000, 5.0, "single"),
@@ -264,25 +241,14 @@ def verify_ppr(answer: object, truth: np.ndarray, tolerance: float = L1_TOLERANC
 PPR = Callable[..., object]
 
 
-def load_ppr(program_path: str | Path) -> PPR:
-    """Import the program at ``program_path`` and return its ``ppr`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_ppr_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    fn = getattr(module, "ppr", None)
-    if not callable(fn):
-        raise ValueError(f"{path}: defines no function ppr(n, src, dst, personalization, alpha)")
-    return fn
+def load_ppr(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit)."""
+    return kit.load_program(program_path,
+                            {"ppr": "ppr(n, src, dst, personalization, alpha)"})
 
 
-def _call(fn: PPR, instance: Instance) -> object:
-    try:
-        return fn(*instance.args())
-    except Exception as exc:
-        raise ValueError(f"ppr raised {type(exc).__name__}: {exc} (on {instance.name})") from exc
+def _arguments(instance: Instance) -> tuple[object, ...]:
+    return tuple(instance.args())
 
 
 @dataclass(frozen=True)
@@ -295,54 +261,21 @@ class Timing:
     max_error: float
 
 
-def time_against_reference(program: PPR, reference: PPR, instances: list[Instance],
-                           truths: list[np.ndarray], budget: float) -> Timing:
+def time_against_reference(program: kit.Program, reference: kit.Program,
+                           instances: list[Instance], truths: list[np.ndarray],
+                           budget: float) -> Timing:
     """Check ``program`` on the queries it runs and time it against ``reference``.
 
-    The first query is the warm-up of both; the program's answer is checked
-    before anything is timed, and its CPU time sets the number of rounds
-    (``budget`` divided by it, clamped to [MIN_REPEATS, len(instances) - 1], or
-    to [1, ...] after a warm-up slower than SLOW_CALL). A round calls the
-    reference on the previous query (untimed, so that whatever the program left
-    in the caches does not count against it), times it on the next query with
-    ``evoforge.measure.measure``, then does the same with the program (odd
-    rounds; even rounds the program goes first); so both see the same load and
-    the same kind of cache state. Every answer of the program is checked.
+    See :func:`evoforge.problem.kit.time_against_reference`: warm-up, rounds in
+    alternation, CPU time of each program's process read from the kernel, every
+    answer checked.
     """
-    _checked(instances[0], truths[0], _call(reference, instances[0]), "the reference")
-    start = _THREAD_TIME()
-    answer = _call(program, instances[0])
-    warm_up = _THREAD_TIME() - start
-    errors = [_checked(instances[0], truths[0], answer)]
-    fewest = MIN_REPEATS if warm_up < SLOW_CALL else 1
-    rounds = min(len(instances) - 1, max(fewest, int(budget / max(warm_up, 1e-9))))
-    reference_times: list[float] = []
-    program_times: list[float] = []
-    answers: list[object] = []
-    threads_before = _thread_count()
-    process_start, thread_start = _PROCESS_TIME(), _THREAD_TIME()
-    for k in range(1, 1 + rounds):
-        for who in ((reference, program) if k % 2 else (program, reference)):
-            _call(who, instances[k - 1])  # untimed: whatever the other left in the caches
-            timed = measure(_call, who, instances[k], warmup=0, repeats=1, clock=_THREAD_TIME)
-            if who is reference:
-                reference_times.append(timed.samples[0])
-            else:
-                program_times.append(timed.samples[0])
-                answers.append(timed.result)
-    # one span for both clocks: the process clock may only tick every 4 ms
-    process = _PROCESS_TIME() - process_start
-    thread = _THREAD_TIME() - thread_start
-    if process > OTHER_THREADS_FACTOR * thread + OTHER_THREADS_SLACK:
-        raise ValueError(f"the program used {process:.3f} s of CPU time on all threads but "
-                         f"only {thread:.3f} s on its own: work on other threads is not allowed")
-    if _thread_count() > threads_before:
-        raise ValueError("the program started threads that are still running: work on other "
-                         "threads is not allowed")
-    errors += [_checked(i, t, a) for i, t, a in zip(instances[1:], truths[1:], answers,
-                                                     strict=False)]
-    return Timing(statistics.median(reference_times), statistics.median(program_times),
-                  rounds, max(errors))
+    def check(k: int, answer: object) -> float:
+        return _checked(instances[k], truths[k], answer)
+
+    timing = kit.time_against_reference("ppr", _arguments, program, reference, instances,
+                                         check, budget)
+    return Timing(timing.reference, timing.program, timing.rounds, max(timing.checks))
 
 
 def _checked(instance: Instance, truth: np.ndarray, answer: object,
@@ -355,54 +288,37 @@ def _checked(instance: Instance, truth: np.ndarray, answer: object,
         raise PPRError(f"{instance.name}: {exc}") from None
 
 
-def _guarded() -> dict[str, object]:
-    """What the reference relies on: numpy's module attributes and a few builtins."""
-    objects: dict[str, object] = {f"numpy.{k}": v for k, v in vars(np).items()}
-    for name in ("abs", "len", "max", "min", "range", "sum", "zip"):
-        objects[f"builtins.{name}"] = getattr(builtins, name)
-    return objects
+def score(program_path: str | Path, split: str) -> kit.Scores:
+    """Check and time the program against the reference on every class of ``split``.
 
-
-def _check_untouched(before: dict[str, object]) -> None:
-    now = _guarded()
-    changed = [name for name, obj in before.items() if now.get(name) is not obj]
-    if changed:
-        raise ValueError(f"the program replaced {changed[0]}; programs may not modify numpy "
-                         "or builtins")
-
-
-def score(program_path: str | Path, split: str) -> dict[str, float]:
-    """Check and time the program against the reference on every class of ``split``."""
+    The artifact ``instance_scores`` holds the speedup of each instance class, in
+    class order (higher is better, like ``combined_score``).
+    """
     spec = SPLITS[split]
-    # The answers to check against are computed before the program is imported.
     query_sets = [make_queries(split, c) for c in range(len(spec.classes))]
-    reference = load_ppr(REFERENCE_PROGRAM)
-    before = _guarded()
-    program = load_ppr(program_path)
-    _check_untouched(before)
     metrics: dict[str, float] = {}
-    log_speedups: list[float] = []
+    speedups: list[float] = []
     max_error = 0.0
-    for cls, (queries, truths) in zip(spec.classes, query_sets, strict=True):
-        timing = time_against_reference(program, reference, queries, truths, spec.budget)
-        _check_untouched(before)
-        speedup = timing.reference / max(timing.program, 1e-9)
-        log_speedups.append(math.log(speedup))
-        max_error = max(max_error, timing.max_error)
-        metrics[f"speedup_{cls.name}"] = round(speedup, 4)
-        metrics[f"ms_{cls.name}"] = round(1000 * timing.program, 4)
-        metrics[f"reference_ms_{cls.name}"] = round(1000 * timing.reference, 4)
-        metrics[f"timed_calls_{cls.name}"] = timing.rounds
+    with load_ppr(REFERENCE_PROGRAM) as reference, load_ppr(program_path) as program:
+        for cls, (queries, truths) in zip(spec.classes, query_sets, strict=True):
+            timing = time_against_reference(program, reference, queries, truths, spec.budget)
+            speedup = timing.reference / max(timing.program, 1e-9)
+            speedups.append(speedup)
+            max_error = max(max_error, timing.max_error)
+            metrics[f"speedup_{cls.name}"] = round(speedup, 4)
+            metrics[f"ms_{cls.name}"] = round(1000 * timing.program, 4)
+            metrics[f"reference_ms_{cls.name}"] = round(1000 * timing.reference, 4)
+            metrics[f"timed_calls_{cls.name}"] = timing.rounds
     metrics["max_l1_error"] = max_error
-    metrics["combined_score"] = round(math.exp(sum(log_speedups) / len(log_speedups)), 4)
-    return metrics
+    metrics["combined_score"] = round(kit.geometric_mean(speedups), 4)
+    return kit.Scores(metrics, {"instance_scores": [round(v, 4) for v in speedups]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
     return score(program_path, "train")
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     return score(program_path, "test")

@@ -18,25 +18,26 @@ always-on-demand policy scores exactly 1). Every recorded run is replayed from
 scratch by ``verify_actions`` before it is scored.
 """
 
-import importlib.util
-import inspect
 import math
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from evoforge.problem import kit
+
 HERE = Path(__file__).resolve().parent
-
-# Actions the policy returns, and the instance types it observes (0 = none running).
-IDLE, SPOT, ON_DEMAND = 0, 1, 2
-NONE = 0
-ACTION_NAMES = {IDLE: "IDLE", SPOT: "SPOT", ON_DEMAND: "ON_DEMAND"}
-
-SPOT_PRICE = 0.3
-ON_DEMAND_PRICE = 1.0
+# the simulator loop, which runs in the candidate's process; its rules and
+# constants are shared with the replay here
+harness = kit.load_module(HERE / "harness.py", "_spot_scheduling_harness")
+IDLE, SPOT, ON_DEMAND, NONE = harness.IDLE, harness.SPOT, harness.ON_DEMAND, harness.NONE
+ACTION_NAMES = harness.ACTION_NAMES
+SPOT_PRICE, ON_DEMAND_PRICE = harness.SPOT_PRICE, harness.ON_DEMAND_PRICE
+OBSERVATION = harness.OBSERVATION
+ScheduleError = harness.ScheduleError
+Machine = harness.Machine
+_check_action = harness._check_action
 
 # Generator ranges (steps): job length, restart overhead, slack as a fraction of
 # the job length, and the mean lengths of spot availability and outage periods
@@ -52,10 +53,6 @@ SPLITS: dict[str, tuple[int, int]] = {
     "train": (20240515, 100),
     "test": (8675309, 400),
 }
-
-# Keyword arguments passed to policy() at every step.
-OBSERVATION = ("t", "progress", "job_length", "deadline", "overhead", "spot_available",
-               "instance", "overhead_left")
 
 Policy = Callable[..., object]
 
@@ -80,13 +77,6 @@ class Scenario:
     def on_demand_cost(self) -> float:
         """Cost of starting on-demand at once and keeping it: the normaliser."""
         return (self.job_length + self.overhead) * ON_DEMAND_PRICE
-
-
-class ScheduleError(ValueError):
-    """A run that is not a valid solution of its scenario (e.g. a missed deadline)."""
-
-
-# ---------------------------------------------------------------- traces
 
 
 def make_scenario(split_seed: int, index: int) -> Scenario:
@@ -121,103 +111,6 @@ def make_scenarios(split: str) -> list[Scenario]:
 # ---------------------------------------------------------------- simulator
 
 
-class Machine:
-    """The simulator's state: work done, instance running, overhead steps left, cost."""
-
-    def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
-        self.t = 0
-        self.progress = 0
-        self.instance = NONE
-        self.overhead_left = 0
-        self.cost = 0.0
-        self.spot_steps = 0
-        self.on_demand_steps = 0
-        self.starts = 0
-        self.preemptions = 0
-        self.spot_refused = 0
-
-    @property
-    def done(self) -> bool:
-        return self.progress >= self.scenario.job_length
-
-    def observe(self) -> dict[str, object]:
-        """Begin step ``t``: a spot instance without capacity is preempted; return the view."""
-        available = bool(self.scenario.available[self.t])
-        if self.instance == SPOT and not available:
-            self.instance, self.overhead_left = NONE, 0
-            self.preemptions += 1
-        return {
-            "t": self.t,
-            "progress": self.progress,
-            "job_length": self.scenario.job_length,
-            "deadline": self.scenario.deadline,
-            "overhead": self.scenario.overhead,
-            "spot_available": available,
-            "instance": self.instance,
-            "overhead_left": self.overhead_left,
-        }
-
-    def apply(self, action: int) -> None:
-        """Run step ``t`` with ``action`` (after :meth:`observe`)."""
-        if action == SPOT and not self.scenario.available[self.t]:
-            self.spot_refused += 1  # no capacity to launch on: the step is idle
-            action = IDLE
-        if action == IDLE:
-            self.instance, self.overhead_left = NONE, 0
-        else:
-            if self.instance != action:  # launch (or switch type): pay the overhead first
-                self.instance, self.overhead_left = action, self.scenario.overhead
-                self.starts += 1
-            if action == SPOT:
-                self.cost += SPOT_PRICE
-                self.spot_steps += 1
-            else:
-                self.cost += ON_DEMAND_PRICE
-                self.on_demand_steps += 1
-            if self.overhead_left > 0:
-                self.overhead_left -= 1
-            else:
-                self.progress += 1
-        self.t += 1
-
-
-def _check_action(value: object, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ScheduleError(
-            f"action {value!r} ({type(value).__name__}) {where}; expected 0 (IDLE), "
-            "1 (SPOT) or 2 (ON_DEMAND)")
-    action = int(value)
-    if action not in ACTION_NAMES:
-        raise ScheduleError(
-            f"action {action} {where}; expected 0 (IDLE), 1 (SPOT) or 2 (ON_DEMAND)")
-    return action
-
-
-def simulate(scenario: Scenario, policy: Policy) -> list[int]:
-    """Run ``policy`` on ``scenario`` until the job is done or the deadline passes.
-
-    Returns:
-        The actions taken, one per step.
-
-    Raises:
-        ValueError: if ``policy`` raises or returns something other than 0, 1 or 2.
-    """
-    machine = Machine(scenario)
-    actions: list[int] = []
-    while not machine.done and machine.t < scenario.deadline:
-        obs = machine.observe()
-        where = f"at step {machine.t} of {scenario.name}"
-        try:
-            raw = policy(**obs)
-        except Exception as exc:
-            raise ValueError(f"policy raised {type(exc).__name__}: {exc} ({where})") from exc
-        action = _check_action(raw, f"returned by policy {where}")
-        machine.apply(action)
-        actions.append(action)
-    return actions
-
-
 @dataclass(frozen=True)
 class RunResult:
     """What a verified run cost and did."""
@@ -229,6 +122,11 @@ class RunResult:
     starts: int
     preemptions: int
     spot_refused: int
+
+
+def simulate(scenario: Scenario, policy: Policy) -> list[int]:
+    """Run the function ``policy`` on ``scenario`` here (see harness.simulate)."""
+    return list(harness.simulate(harness.local(policy), scenario))
 
 
 def verify_actions(scenario: Scenario, actions: Sequence[object]) -> RunResult:
@@ -299,37 +197,52 @@ def offline_optimum(scenario: Scenario) -> float:
 # ---------------------------------------------------------------- scoring
 
 
-def load_policy(program_path: str | Path) -> Policy:
-    """Import the program at ``program_path`` and return its ``policy`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_spot_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    policy = getattr(module, "policy", None)
-    if not callable(policy):
-        raise ValueError(f"{path}: defines no function policy({', '.join(OBSERVATION)})")
+def load_policy(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit)."""
+    return kit.load_program(program_path, {"policy": f"policy({', '.join(OBSERVATION)})"},
+                            harness=HERE / "harness.py")
+
+
+def check_signature(program: kit.Program) -> None:
+    """Raise ValueError if the program's ``policy`` cannot take every observation keyword."""
     try:
-        params = inspect.signature(policy).parameters
-    except (TypeError, ValueError):
-        params = {}
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    missing = [name for name in OBSERVATION if name not in params]
-    if params and not takes_all and missing:
-        raise ValueError(
-            f"{path}: policy() must accept the keyword arguments {', '.join(OBSERVATION)}; "
-            f"missing {', '.join(missing)}")
-    return policy
+        program.run("check_signature")
+    except kit.CandidateError as exc:
+        raise ValueError(f"{program.label}: {exc}") from None
 
 
-def score_policy(policy: Policy, split: str) -> dict[str, float]:
-    """Run ``policy`` on every scenario of ``split`` and return the metrics."""
+def score_policy(policy: Policy, split: str) -> kit.Scores:
+    """Run the function ``policy`` on every scenario of ``split`` here."""
+    return score_runs(split, lambda scenario: simulate(scenario, policy))
+
+
+def score_program(program: kit.Program, split: str) -> kit.Scores:
+    """Run the simulator loop in the program's process; replay and score here."""
+    check_signature(program)
+
+    def runner(scenario: Scenario) -> Sequence[object]:
+        try:
+            actions = program.run("run", scenario.available, scenario.job_length,
+                                  scenario.deadline, scenario.overhead, scenario.name)
+        except kit.CandidateError as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(actions, list):
+            raise ScheduleError("the simulator loop returned no list of actions")
+        return actions
+    return score_runs(split, runner)
+
+
+def score_runs(split: str, runner: Callable[[Scenario], Sequence[object]]) -> kit.Scores:
+    """Replay the actions ``runner`` gives for every scenario of ``split``; the metrics.
+
+    The artifact ``instance_scores`` holds each trace's cost ratio, in trace order
+    (lower is better, like ``combined_score``).
+    """
     scenarios = make_scenarios(split)
     ratios: list[float] = []
     spot = on_demand = preemptions = refused = 0
     for scenario in scenarios:
-        result = verify_actions(scenario, simulate(scenario, policy))
+        result = verify_actions(scenario, runner(scenario))
         ratios.append(result.cost / scenario.on_demand_cost)
         spot += result.spot_steps
         on_demand += result.on_demand_steps
@@ -338,21 +251,23 @@ def score_policy(policy: Policy, split: str) -> dict[str, float]:
     mean_ratio = float(np.mean(ratios))
     if not math.isfinite(mean_ratio):  # pragma: no cover - costs are finite
         raise ValueError("cost ratio is not finite")
-    return {
+    return kit.Scores({
         "combined_score": round(mean_ratio, 6),
         "cost_ratio": round(mean_ratio, 6),
         "spot_fraction": round(spot / max(spot + on_demand, 1), 6),
         "preemptions": preemptions,
         "spot_refused": refused,
         "num_traces": len(scenarios),
-    }
+    }, {"instance_scores": [round(r, 6) for r in ratios]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
-    return score_policy(load_policy(program_path), "train")
+    with load_policy(program_path) as program:
+        return score_program(program, "train")
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
-    return score_policy(load_policy(program_path), "test")
+    with load_policy(program_path) as program:
+        return score_program(program, "test")

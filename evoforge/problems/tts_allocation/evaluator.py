@@ -27,14 +27,14 @@ therefore scored exactly. ``combined_score`` is the mean fraction of questions
 solved over the split's settings and batches (higher is better).
 """
 
-import importlib.util
 import math
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from evoforge.problem import kit
 
 HERE = Path(__file__).resolve().parent
 
@@ -234,25 +234,24 @@ def run_policy(instance: Instance, allocate: Policy, batch: int) -> tuple[float,
 # ---------------------------------------------------------------- scoring
 
 
-def load_policy(program_path: str | Path) -> Policy:
-    """Import the program at ``program_path`` and return its ``allocate`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_tts_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    allocate = getattr(module, "allocate", None)
-    if not callable(allocate):
-        raise ValueError(
-            f"{path}: defines no function allocate(estimate, spent, solved, budget_left, "
-            "rounds_left)"
-        )
-    return allocate
+def load_policy(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit).
+
+    Calling the result calls its ``allocate`` there.
+    """
+    return kit.load_program(
+        program_path,
+        {"allocate": "allocate(estimate, spent, solved, budget_left, rounds_left)"})
 
 
-def score_policy(allocate: Policy, split: str) -> dict[str, float]:
-    """Run ``allocate`` on every batch of every setting of ``split``; return the metrics."""
+def score_policy(allocate: Policy, split: str) -> kit.Scores:
+    """Run ``allocate`` on every batch of every setting of ``split``; return the metrics.
+
+    The simulation (hidden success probabilities, outcome draws) stays here; with a
+    program from :func:`load_policy`, only each round's inputs go to its process.
+    The artifact ``instance_scores`` holds the solved fraction of each setting, in
+    setting order (higher is better, like ``combined_score``).
+    """
     instances = make_instances(split)
     fractions: list[float] = []
     used: list[float] = []
@@ -273,14 +272,16 @@ def score_policy(allocate: Policy, split: str) -> dict[str, float]:
     }
     for key, value in per_setting.items():
         metrics[key] = round(value, 6)
-    return metrics
+    return kit.Scores(metrics, {"instance_scores": [round(f, 6) for f in fractions]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
-    return score_policy(load_policy(program_path), "train")
+    with load_policy(program_path) as program:
+        return score_policy(program, "train")
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
-    return score_policy(load_policy(program_path), "test")
+    with load_policy(program_path) as program:
+        return score_policy(program, "test")

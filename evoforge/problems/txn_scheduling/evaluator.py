@@ -21,15 +21,15 @@ minus the mean excess over the split's workloads: higher is better, 0 would be
 optimal. Every order is checked to be a permutation before it is simulated.
 """
 
-import importlib.util
 import math
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evoforge.problem import kit
 
 # Workload families: name -> (write probability per key access, Zipf exponent of key popularity).
 FAMILIES: dict[str, tuple[float, float]] = {
@@ -197,18 +197,12 @@ def simulate(workload: Workload, order: Sequence[int]) -> tuple[int, list[int]]:
 # ---------------------------------------------------------------- scoring
 
 
-def load_schedule(program_path: str | Path) -> Schedule:
-    """Import the program at ``program_path`` and return its ``schedule`` function."""
-    path = Path(program_path)
-    spec = importlib.util.spec_from_file_location(f"_txn_program_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    schedule = getattr(module, "schedule", None)
-    if not callable(schedule):
-        raise ValueError(f"{path}: defines no function schedule(durations, reads, writes)")
-    return schedule
+def load_schedule(program_path: str | Path) -> kit.Program:
+    """Start the program at ``program_path`` in its own process (see evoforge.problem.kit).
+
+    Calling the result calls its ``schedule`` there.
+    """
+    return kit.load_program(program_path, {"schedule": "schedule(durations, reads, writes)"})
 
 
 def excess_pct(workload: Workload, makespan: int) -> float:
@@ -217,8 +211,12 @@ def excess_pct(workload: Workload, makespan: int) -> float:
     return 100.0 * (makespan - bound) / bound
 
 
-def score_schedule(schedule: Schedule, workloads: Sequence[Workload]) -> dict[str, float]:
-    """Order every workload with ``schedule`` and return the metrics."""
+def score_schedule(schedule: Schedule, workloads: Sequence[Workload]) -> kit.Scores:
+    """Order every workload with ``schedule`` and return the metrics.
+
+    The artifact ``instance_scores`` holds minus each workload's excess, in
+    workload order (the direction of ``combined_score``).
+    """
     per_family: dict[str, list[float]] = {w.family: [] for w in workloads}
     excesses: list[float] = []
     makespan_total = 0
@@ -256,16 +254,18 @@ def score_schedule(schedule: Schedule, workloads: Sequence[Workload]) -> dict[st
     }
     for family, values in per_family.items():
         metrics[f"{family}_excess_pct"] = round(sum(values) / len(values), 6)
-    return metrics
+    return kit.Scores(metrics, {"instance_scores": [round(-e, 6) for e in excesses]})
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> kit.Scores:
     """Score the program on the training split (used during evolution)."""
-    workloads = make_workloads("train")  # made before any program code runs
-    return score_schedule(load_schedule(program_path), workloads)
+    workloads = make_workloads("train")
+    with load_schedule(program_path) as program:
+        return score_schedule(program, workloads)
 
 
-def evaluate_test(program_path: str) -> dict[str, float]:
+def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     workloads = make_workloads("test")
-    return score_schedule(load_schedule(program_path), workloads)
+    with load_schedule(program_path) as program:
+        return score_schedule(program, workloads)
