@@ -181,6 +181,13 @@ class Evolution:
         self._simplified: set[int] = set()
         self._since_simplify = 0
         self.rng = random.Random(run.seed)
+        # the mutation proposer skips programs already made instead of proposing duplicates
+        for mutation in (self.proposer, getattr(self.proposer, "mutation", None)):
+            if isinstance(mutation, MutationProposer):
+                mutation.is_known = self._known
+
+    def _known(self, code_hash: str) -> bool:
+        return code_hash in self._hashes
 
     # ------------------------------------------------------------------ setup
     def _restore(self) -> None:

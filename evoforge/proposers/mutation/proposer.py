@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 from evoforge.candidate import Candidate, normalized_hash
@@ -12,6 +13,7 @@ from evoforge.config import MutationConfig
 from evoforge.problem.blocks import BlockError, Template, extract_regions
 from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.mutation.kinds import check_program
 from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
 
 DEFAULT_SIGMA = 0.1
@@ -85,6 +87,18 @@ def names_bound_outside(template: Template, program: str) -> set[str]:
             if not any(start <= line <= end for start, end in spans)}
 
 
+def _static_problem(code: str) -> str | None:
+    """Why ``code`` cannot work by static shape inference, or None (also if it does not parse)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    try:
+        return check_program(tree)
+    except RecursionError:
+        return None
+
+
 class MutationProposer(Proposer):
     """Proposes programs by mutating the evolve regions of a parent, no model needed.
 
@@ -101,7 +115,7 @@ class MutationProposer(Proposer):
         ValueError: for an unknown operator name or an unusable primitive.
     """
 
-    max_attempts = 10
+    max_attempts = 20
     """Operator draws per :meth:`propose` before giving up on a parent."""
     max_failures_per_operator = 3
     """Failed tries of one operator on one parent before it is left out."""
@@ -124,6 +138,10 @@ class MutationProposer(Proposer):
                 raise ValueError(f"mutation.primitives: {problem}")
         self.bandit = Bandit(names, kind=config.bandit)
         self.sigmas: dict[str, float] = {}
+        self.is_known: Callable[[str], bool] | None = None
+        """Set by the run loop: True for the normalized hash of a program already made."""
+        self.rejected_early = 0
+        """Proposals dropped before evaluation: already made, or statically ill-shaped."""
         self._outside: set[str] | None = None
         try:
             ast.parse(template.source)
@@ -164,6 +182,7 @@ class MutationProposer(Proposer):
         except BlockError:
             return None
         names_outside = self._names_outside(parent.code)
+        parent_checks = _static_problem(parent.code) is None
         donors = [c for c in inspirations if c.id != parent.id and c.code != parent.code]
         excluded: set[str] = set()
         failures: dict[str, int] = {}
@@ -196,6 +215,9 @@ class MutationProposer(Proposer):
                 excluded.add(op)
                 continue
             code = self._render(new_regions)
+            if code is not None and code != parent.code and self._wasted(code, parent_checks):
+                self.rejected_early += 1
+                code = None
             if code is None or code == parent.code:
                 failures[op] = failures.get(op, 0) + 1
                 if failures[op] >= self.max_failures_per_operator:
@@ -203,6 +225,16 @@ class MutationProposer(Proposer):
                 continue
             return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
         return None
+
+    def _wasted(self, code: str, parent_checks: bool) -> bool:
+        """True for a program made before, or one the shape check says cannot work.
+
+        The shape check only counts when the parent passes it, so an inference
+        that is wrong about some program cannot block all of its children.
+        """
+        if self.is_known is not None and self.is_known(normalized_hash(code)):
+            return True
+        return parent_checks and _static_problem(code) is not None
 
     def _pick_donor(self, donors: list[Candidate],
                     rng: random.Random) -> tuple[Candidate | None, list[str] | None]:
