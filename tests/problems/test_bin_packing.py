@@ -47,7 +47,7 @@ def scores() -> dict[str, dict[str, dict[str, float]]]:
     ]
     return {
         name: {
-            "train": ev.evaluate(str(PROBLEM / name)),
+            "train": ev.evaluate(str(PROBLEM / name)).metrics,
             "test": ev.evaluate_test(str(PROBLEM / name)),
         }
         for name in programs
@@ -84,7 +84,7 @@ def test_replacing_arange_with_bins_gives_best_fit(tmp_path, scores):
     assert text.count(target) == 1
     program = tmp_path / "best.py"
     program.write_text(text.replace(target, "bins"))
-    assert ev.evaluate(str(program)) == scores["baselines/best_fit.py"]["train"]
+    assert ev.evaluate(str(program)).metrics == scores["baselines/best_fit.py"]["train"]
 
 
 # ------------------------------------------------------------------ verifier

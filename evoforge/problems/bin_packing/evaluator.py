@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evoforge.evaluation import EvaluationResult
+
 HERE = Path(__file__).resolve().parent
 
 # Decimals the priority scores are rounded to before argmax, so that float noise
@@ -216,8 +218,12 @@ def excess_pct(instance: Instance, bins_used: int) -> float:
     return 100.0 * (bins_used - bound) / bound
 
 
-def score_priority(priority: Priority, split: str) -> dict[str, float]:
-    """Pack every instance of ``split`` with ``priority`` and return the metrics."""
+def score_priority(priority: Priority, split: str,
+                   instance_scores: list[float] | None = None) -> dict[str, float]:
+    """Pack every instance of ``split`` with ``priority`` and return the metrics.
+
+    ``instance_scores``, if given, receives minus each instance's excess, in order.
+    """
     instances = make_instances(split)
     per_family: dict[str, list[float]] = {family: [] for family in _FAMILY_CODE}
     excesses: list[float] = []
@@ -244,12 +250,16 @@ def score_priority(priority: Priority, split: str) -> dict[str, float]:
     for family, values in per_family.items():
         if values:
             metrics[f"{family}_excess_pct"] = round(float(np.mean(values)), 6)
+    if instance_scores is not None:
+        instance_scores.extend(round(-e, 6) for e in excesses)
     return metrics
 
 
-def evaluate(program_path: str) -> dict[str, float]:
+def evaluate(program_path: str) -> EvaluationResult:
     """Score the program on the training split (used during evolution)."""
-    return score_priority(load_priority(program_path), "train")
+    scores: list[float] = []
+    metrics = score_priority(load_priority(program_path), "train", scores)
+    return EvaluationResult(metrics, {"instance_scores": scores})
 
 
 def evaluate_test(program_path: str) -> dict[str, float]:
