@@ -139,3 +139,30 @@ def test_proposer_does_not_propose_known_programs() -> None:
         assert key not in known
         known.add(key)
     assert len(known) > 40
+
+
+def test_cmaes_tunes_a_constant_towards_the_optimum() -> None:
+    """CMA-ES children, told their fitness, move the literal to the best value."""
+    code = "# EVOLVE-BLOCK-START\ndef f() -> float:\n    return 5.0 * 1\n# EVOLVE-BLOCK-END\n"
+    proposer = MutationProposer(parse_blocks(code), MutationConfig(operators=["cmaes"]))
+
+    def fitness(program: str) -> float:
+        namespace: dict[str, object] = {}
+        exec(compile(program, "<candidate>", "exec"), namespace)  # noqa: S102
+        return -(namespace["f"]() - 6.3) ** 2  # type: ignore[operator]
+
+    parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=code,
+                       code_hash=normalized_hash(code), fitness=fitness(code))
+    rng = random.Random(5)
+    best = parent.fitness
+    assert best is not None
+    for _ in range(120):
+        proposal = proposer.propose(parent, [], rng)
+        if proposal is None:
+            break
+        assert proposal.parent_ids == [1] and proposal.operator == "cmaes"
+        value = fitness(proposal.code)
+        best = max(best, value)
+        proposer.feedback(proposal, parent.fitness, value)
+    assert proposer.tuner.generations >= 5
+    assert best > -0.01  # within 0.1 of 6.3, from 5.0

@@ -1337,6 +1337,34 @@ def op_tune(regions: list[str], ctx: OpContext) -> list[str] | None:
     return _emit(parsed)
 
 
+def numeric_literals(regions: list[str]) -> list[int | float]:
+    """The numeric literals of ``regions`` that ``constant`` and ``tune`` may move, in order."""
+    values: list[int | float] = []
+    for region in _parse_all(regions):
+        if region.tree is not None:
+            values.extend(value for _, value in _numeric_sites(region.tree))
+    return values
+
+
+def with_numeric_literals(regions: list[str], values: list[int | float]) -> list[str] | None:
+    """``regions`` with their numeric literals (see :func:`numeric_literals`) set to ``values``.
+
+    Returns:
+        The new regions, or None when nothing changed or the count does not match.
+    """
+    parsed = _parse_all(regions)
+    sites: list[_Slot] = []
+    for region in parsed:
+        if region.tree is not None:
+            sites.extend(slot for slot, _ in _numeric_sites(region.tree))
+    if len(sites) != len(values):
+        return None
+    for slot, value in zip(sites, values, strict=True):
+        if math.isfinite(value):
+            slot.set(_number_node(value))
+    return _emit(parsed)
+
+
 OPERATORS: dict[str, Operator] = {
     "constant": op_constant,
     "operator_swap": op_operator_swap,

@@ -13,9 +13,12 @@ from evoforge.config import MutationConfig
 from evoforge.problem.blocks import BlockError, Template, extract_regions
 from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.mutation.cmaes import CMATuner
 from evoforge.proposers.mutation.kinds import check_program
 from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
 
+CMAES = "cmaes"
+"""The operator that tunes an elite's numeric literals with CMA-ES (see ``cmaes.py``)."""
 DEFAULT_SIGMA = 0.1
 """Initial relative step size of ``tune`` for a parent it has not tuned yet."""
 SIGMA_MIN = 1e-4
@@ -123,12 +126,13 @@ class MutationProposer(Proposer):
     def __init__(self, template: Template, config: MutationConfig | None = None) -> None:
         super().__init__(template)
         config = config if config is not None else MutationConfig()
-        names = list(dict.fromkeys(config.operators)) if config.operators else list(OPERATORS)
-        unknown = [n for n in names if n not in OPERATORS]
+        valid = [*OPERATORS, CMAES]
+        names = list(dict.fromkeys(config.operators)) if config.operators else valid
+        unknown = [n for n in names if n not in valid]
         if unknown:
             raise ValueError(
                 f"unknown mutation operator(s) {', '.join(map(repr, unknown))} in "
-                f"mutation.operators; valid: {', '.join(OPERATORS)}"
+                f"mutation.operators; valid: {', '.join(valid)}"
             )
         self.operators = names
         self.primitives = list(config.primitives or [])
@@ -137,6 +141,7 @@ class MutationProposer(Proposer):
             if problem is not None:
                 raise ValueError(f"mutation.primitives: {problem}")
         self.bandit = Bandit(names, kind=config.bandit)
+        self.tuner = CMATuner()
         self.sigmas: dict[str, float] = {}
         self.is_known: Callable[[str], bool] | None = None
         """Set by the run loop: True for the normalized hash of a program already made."""
@@ -201,6 +206,21 @@ class MutationProposer(Proposer):
                     excluded.add(op)
                     continue
                 parent_ids.append(donor.id)
+            if op == CMAES:
+                made = self.tuner.propose(parent, list(regions), rng)
+                if made is None:
+                    excluded.add(op)
+                    continue
+                tuned, meta, base_id = made
+                tuned_code = self._render(tuned)
+                if tuned_code is None or self._wasted(tuned_code, parent_checks):
+                    # a program made before is about as good as the base: tell it so
+                    self.tuner.tell(meta, None if tuned_code is None else meta["base_fitness"])
+                    failures[op] = failures.get(op, 0) + 1
+                    if failures[op] >= self.max_failures_per_operator:
+                        excluded.add(op)
+                    continue
+                return Proposal(code=tuned_code, operator=op, parent_ids=[base_id], meta=meta)
             if op == "tune":
                 key = normalized_hash(parent.code)
                 sigma = self.sigmas.get(key, DEFAULT_SIGMA)
@@ -263,6 +283,10 @@ class MutationProposer(Proposer):
         times ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise); an improved
         child starts from the adapted step size.
         """
+        if proposal.operator == CMAES:
+            self.tuner.tell(proposal.meta, child_fitness)
+            # the child derives from the strategy's base, not from the sampled parent
+            parent_fitness = proposal.meta.get("base_fitness", parent_fitness)
         improved = (child_fitness is not None and parent_fitness is not None
                     and child_fitness > parent_fitness)
         self.bandit.update(proposal.operator, 1.0 if improved else 0.0)
