@@ -62,3 +62,23 @@ def test_simplification_runs_with_an_asynchronous_proposer(tmp_path: Path) -> No
     assert simplified, [(c.operator, c.status, c.error) for c in cands]
     assert "unused" not in min(simplified, key=lambda c: len(c.code)).code
     assert evo.simplifications >= 1
+
+
+def test_circle_packing_probes_place_centers(tmp_path: Path) -> None:
+    """circle_packing's config gives probe inputs: candidates get functional hashes."""
+    from evoforge.problem import builtin_problems
+
+    folder = builtin_problems()["circle_packing"]
+    storage, run_id, evo = _run(
+        tmp_path, Path(folder),
+        lambda p: ScriptedProposer(p.template, [p.template.regions[0] + SAME_CENTRES]),
+        budget=3)
+    cands = list(storage.iter_candidates(run_id))
+    assert evo.probing
+    assert cands[0].functional_hash  # the initial program was probed
+    # other code, the same centres: a functional duplicate, not evaluated
+    assert cands[1].status == Status.DUPLICATE and cands[1].duplicate_of == cands[0].id
+    assert cands[1].functional_hash == cands[0].functional_hash
+
+
+SAME_CENTRES = "\n\ndef unused_helper():\n    return 0\n"
