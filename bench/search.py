@@ -288,10 +288,27 @@ def main() -> None:
                         choices=["evoforge", "plain"])
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--plot", type=Path, default=PLOT)
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="write the table and plot from a saved search.json, no runs")
     args = parser.parse_args()
     if args.budget < 2:
         sys.exit("search bench: --budget must be at least 2")
     rows: list[dict[str, Any]] = []
+    if args.from_json is not None:
+        try:
+            rows = json.loads(args.from_json.read_text())
+        except (OSError, ValueError) as exc:
+            sys.exit(f"search bench: cannot read {args.from_json}: {exc}")
+        for row in rows:  # JSON keys are strings; a stopped run may lack a method or seed
+            for method in ("evoforge", "plain"):
+                for result in row.get(method, []):
+                    result["tests"] = {int(k): v for k, v in result["tests"].items()}
+            if row.get("evoforge") and "strongest" not in row:
+                first = row["evoforge"][0]
+                row["strongest"] = _strongest(first["baselines"], first["direction"])
+        seeds = sorted({len(row.get("evoforge", [])) for row in rows})
+        print(f"from {args.from_json}: {len(rows)} problem(s), runs per method {seeds}")
+        args.problems = []
     for name in args.problems:
         row: dict[str, Any] = {"problem": name, "evoforge": [], "plain": []}
         for seed in args.seeds:
@@ -311,7 +328,7 @@ def main() -> None:
         rows.append(row)
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "search.json").write_text(json.dumps(rows, indent=2))
-    if set(args.methods) != {"evoforge", "plain"}:
+    if set(args.methods) != {"evoforge", "plain"} or not rows:
         return  # the table compares both
     table = markdown(rows, args.budget, args.seeds)
     print(table)
