@@ -124,6 +124,8 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
                     and fitness_by_id.get(cand.parent_ids[0]) == cand.fitness):
                 simplified += 1
     functional = storage.functional_stats(run.id)
+    record = storage.get_run(run.name)
+    stats = (record.proposer_stats or {}) if record is not None else {}
     storage.close()
     tests = asyncio.run(_test_scores(problem, config, trajectory, budget))
     proposals = sum(counts.values()) - 1  # the initial program is no proposal
@@ -133,6 +135,7 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
         "waste": (counts["failed"] + counts["timeout"] + counts["duplicate"]
                   + counts["rejected"]) / max(proposals, 1),
         "functional": functional, "simplified": simplified,
+        "avoided": stats.get("avoided"), "cmaes": stats.get("cmaes"),
         "baselines": {k: v.get("test") for k, v in (summary.get("baselines") or {}).items()},
         "initial_test": (summary.get("test") or {}).get("initial"),
         "direction": config.objective.direction,

@@ -307,14 +307,27 @@ class MutationProposer(Proposer):
             del self.sigmas[next(iter(self.sigmas))]
 
     def stats(self) -> dict[str, Any]:
-        """The bandit's per-operator statistics and the ``tune`` step sizes."""
-        return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas)}
+        """The bandit's per-operator statistics, the ``tune`` step sizes, what was avoided.
+
+        ``avoided``: proposals dropped before evaluation (programs already made, or
+        ill-shaped); ``cmaes``: strategies and generations run.
+        """
+        return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
+                "avoided": self.rejected_early,
+                "cmaes": {"strategies": self.tuner.strategies,
+                          "generations": self.tuner.generations}}
 
     def load_stats(self, stats: dict[str, Any]) -> None:
         """Restore what :meth:`stats` returned."""
         bandit = stats.get("bandit")
         if isinstance(bandit, dict):
             self.bandit.load_stats(bandit)
+        if isinstance(stats.get("avoided"), int):
+            self.rejected_early = stats["avoided"]
+        cmaes = stats.get("cmaes")
+        if isinstance(cmaes, dict):  # counters only: a resumed run starts a new strategy
+            self.tuner.strategies = int(cmaes.get("strategies", 0))
+            self.tuner.generations = int(cmaes.get("generations", 0))
         sigmas = stats.get("tune_sigma")
         if isinstance(sigmas, dict):
             self.sigmas = {
