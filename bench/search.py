@@ -149,7 +149,7 @@ async def _plain(problem: Problem, config: RunConfig, budget: int,
     # the operators that need no archive: no crossover partner, no CMA-ES strategy
     operators = [op for op in proposer.operators if op not in ("crossover", "cmaes")]
     executor = LocalExecutor(WORKERS, config.evaluator.isolation)
-    counts = {"failed": 0, "duplicate": 0, "ok": 0}
+    counts = {"failed": 0, "avoided": 0, "ok": 0}
     evaluated: set[str] = set()
     trajectory: list[tuple[int, float, str]] = []
 
@@ -175,7 +175,7 @@ async def _plain(problem: Problem, config: RunConfig, budget: int,
                 proposal = proposer.propose_with([rng.choice(operators)], parent, [], rng)
                 key = normalized_hash(proposal.code) if proposal else None
                 if proposal is None or key in evaluated:
-                    counts["duplicate"] += proposal is not None
+                    counts["avoided"] += proposal is not None
                     idle += 1
                     continue
                 idle = 0
@@ -207,9 +207,22 @@ def run_plain(name: str, budget: int, seed: int) -> dict[str, Any]:
     trajectory, counts = asyncio.run(_plain(problem, config, budget, seed))
     seconds = time.perf_counter() - start
     tests = asyncio.run(_test_scores(problem, config, trajectory, budget))
-    proposals = sum(counts.values())
     return {"tests": tests, "seconds": seconds, "counts": counts,
-            "waste": (counts["failed"] + counts["duplicate"]) / max(proposals, 1)}
+            "waste": _plain_waste(counts)}
+
+
+def _plain_waste(counts: dict[str, int]) -> float:
+    """Failed evaluations over evaluations (repeats were caught before evaluation)."""
+    return counts["failed"] / max(counts["failed"] + counts["ok"], 1)
+
+
+def _avoided(method: str, result: dict[str, Any]) -> float | None:
+    """Proposals dropped before evaluation: made before (or ill-shaped, for evoforge)."""
+    if method == "plain":
+        counts = result["counts"]
+        return counts.get("avoided", counts.get("duplicate"))
+    value = result.get("avoided")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -226,22 +239,32 @@ def markdown(rows: list[dict[str, Any]], budget: int, seeds: list[int]) -> str:
     mid = 500 if budget > 500 else None
     lines = [
         "| problem | method | test @500 (mean) | test @" + str(budget) + " (mean) | per seed @"
-        + str(budget) + " | failed+duplicate | strongest baseline (test) |",
-        "| --- | --- | ---: | ---: | --- | ---: | --- |",
+        + str(budget) + " | failed+duplicate | dropped before evaluation | "
+        "strongest baseline (test) |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | --- |",
     ]
     for row in rows:
         for method in ("evoforge", "plain"):
             runs = row[method]
             at_mid = _mean([r["tests"].get(mid) for r in runs]) if mid else None
             at_end = [r["tests"].get(budget) for r in runs]
-            waste = statistics.fmean(r["waste"] for r in runs)
+            if not runs:
+                continue
+            waste = statistics.fmean(
+                _plain_waste({"failed": 0, "ok": 0, **r["counts"]}) if method == "plain"
+                else r["waste"] for r in runs)
+            avoided = _mean([_avoided(method, r) for r in runs])
             lines.append(
                 f"| {row['problem']} | {method} | {_fmt(at_mid)} | {_fmt(_mean(at_end))} | "
                 f"{', '.join(_fmt(v) for v in at_end)} | {100 * waste:.1f}% | "
-                f"{row['strongest'] if method == 'evoforge' else ''} |")
+                f"{_fmt(avoided)} | {row['strongest'] if method == 'evoforge' else ''} |")
     header = (f"Model-free, {budget} evaluations per run, seeds {seeds}, {WORKERS} workers; "
               "scores are the held-out test split of the best train program so far (the "
-              "500 column is read inside the same run). Measured in one run of "
+              "500 column is read inside the same run). failed+duplicate: share of the "
+              "stored proposals (evoforge) or of the evaluations (plain) that failed or "
+              "repeated a program; dropped before evaluation: proposals per run that the "
+              "proposer discarded and replaced at once (a program already made, or "
+              "ill-shaped), mean over seeds. Measured in one run of "
               "`python bench/search.py` (part of `make bench`).")
     return header + "\n\n" + "\n".join(lines) + "\n"
 
