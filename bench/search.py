@@ -314,17 +314,28 @@ def main() -> None:
                         choices=["evoforge", "plain"])
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--plot", type=Path, default=PLOT)
-    parser.add_argument("--from-json", type=Path, default=None,
-                        help="write the table and plot from a saved search.json, no runs")
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="write the table and plot from saved search.json files (their "
+                        "runs are put together per problem), no runs")
+    parser.add_argument("--json", type=Path, default=OUT / "search.json",
+                        help="where the runs are saved")
     args = parser.parse_args()
     if args.budget < 2:
         sys.exit("search bench: --budget must be at least 2")
     rows: list[dict[str, Any]] = []
     if args.from_json is not None:
-        try:
-            rows = json.loads(args.from_json.read_text())
-        except (OSError, ValueError) as exc:
-            sys.exit(f"search bench: cannot read {args.from_json}: {exc}")
+        merged: dict[str, dict[str, Any]] = {}
+        for path in args.from_json:
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                sys.exit(f"search bench: cannot read {path}: {exc}")
+            for row in saved:
+                into = merged.setdefault(row["problem"], {"problem": row["problem"],
+                                                          "evoforge": [], "plain": []})
+                into["evoforge"] += row.get("evoforge", [])
+                into["plain"] += row.get("plain", [])
+        rows = list(merged.values())
         for row in rows:  # JSON keys are strings; a stopped run may lack a method or seed
             for method in ("evoforge", "plain"):
                 for result in row.get(method, []):
@@ -346,14 +357,14 @@ def main() -> None:
                 print(f"{name} {method} seed {seed}: {time.perf_counter() - start:.0f} s, "
                       f"test {result['tests']}, waste {100 * result['waste']:.1f}%",
                       flush=True)
-                OUT.mkdir(parents=True, exist_ok=True)  # partial results survive a stop
-                (OUT / "search.json").write_text(json.dumps([*rows, row], indent=2))
+                args.json.parent.mkdir(parents=True, exist_ok=True)  # partial results survive
+                args.json.write_text(json.dumps([*rows, row], indent=2))
         if row["evoforge"]:
             first = row["evoforge"][0]
             row["strongest"] = _strongest(first["baselines"], first["direction"])
         rows.append(row)
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "search.json").write_text(json.dumps(rows, indent=2))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
     if set(args.methods) != {"evoforge", "plain"} or not rows:
         return  # the table compares both
     table = markdown(rows, args.budget, args.seeds)
