@@ -127,11 +127,17 @@ def library() -> dict[str, object]:
     return {"written": "docs/benchmarks.md", "json": "bench/out/library.json"}
 
 
+def search() -> dict[str, object]:
+    """The search bench (bench/search.py): evoforge against a plain (1+1) loop."""
+    subprocess.run([sys.executable, str(HERE / "search.py")], check=True)
+    return {"written": "docs/benchmarks.md, docs/search.png", "json": "bench/out/search.json"}
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     results = {}
     for name, bench in (("overhead", overhead), ("scaling", scaling), ("quality", quality),
-                        ("library", library)):
+                        ("library", library), ("search", search)):
         start = time.perf_counter()
         results[name] = bench()
         print(f"== {name} ({time.perf_counter() - start:.0f} s)")

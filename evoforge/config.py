@@ -73,6 +73,10 @@ class ArchiveConfig(_Model):
     migration_interval: int = Field(50, ge=1, description="evaluations between migrations")
     migration_rate: float = Field(0.1, ge=0, le=1)
     num_inspirations: int = Field(3, ge=0)
+    lexicase_ratio: float = Field(
+        0.3, ge=0, le=1, description="share of parents chosen by epsilon-lexicase selection "
+        "over per-instance scores (artifacts['instance_scores']), where the evaluator reports them"
+    )
 
 
 class MutationConfig(_Model):

@@ -35,6 +35,7 @@ import random
 from bisect import bisect_left, bisect_right, insort
 
 from evoforge.archive.features import FeatureSpace
+from evoforge.archive.lexicase import instance_scores, lexicase_select
 from evoforge.candidate import Candidate, Status
 from evoforge.config import ArchiveConfig
 
@@ -56,9 +57,11 @@ class Archive:
     Args:
         config: the archive configuration.
         feature_space: bins candidate features into cells.
+        maximize: the direction of the objective, for per-instance scores.
     """
 
-    def __init__(self, config: ArchiveConfig, feature_space: FeatureSpace) -> None:
+    def __init__(self, config: ArchiveConfig, feature_space: FeatureSpace,
+                 maximize: bool = True) -> None:
         self.config = config
         self.feature_space = feature_space
         self.num_islands = config.num_islands
@@ -68,6 +71,10 @@ class Archive:
         self._by_id: dict[int, Candidate] = {}
         self._where: dict[int, dict[int, Cell]] = {}
         self._count = 0
+        self.maximize = maximize
+        # per-instance scores (higher is better) of placed candidates that report them
+        self._instances: dict[int, list[float]] = {}
+        self.lexicase_picks = 0
 
     # ------------------------------------------------------------------ insertion
 
@@ -153,6 +160,9 @@ class Archive:
             where = self._where[candidate.id] = {}
             self._by_id[candidate.id] = candidate
             insort(self._ranked, key)
+            scores = instance_scores(candidate, self.maximize)
+            if scores is not None:
+                self._instances[candidate.id] = scores
         where[island] = cell
         self._count += 1
         return True
@@ -167,6 +177,7 @@ class Archive:
         if not where:
             del self._where[candidate.id]
             del self._by_id[candidate.id]
+            self._instances.pop(candidate.id, None)
             _delete(self._ranked, key)
         self._count -= 1
 
@@ -196,13 +207,17 @@ class Archive:
     def sample_parent(self, island: int, rng: random.Random) -> Candidate:
         """Pick the parent of the next proposal for ``island``.
 
-        With probability ``exploitation_ratio``: a tournament of
-        ``_TOURNAMENT_SIZE`` uniform draws among the island's elites (its
-        occupants that are in the global elite list, or, if it has none, its
-        best ``ceil(archive_size / num_islands)`` occupants); with probability
-        ``exploration_ratio``: uniform over the island's occupied cells;
-        otherwise uniform over all occupied cells of all islands. An empty
-        island falls back to all occupied cells. Cost ``O(log N + I)``.
+        With probability ``lexicase_ratio`` (once at least two placed candidates
+        report per-instance scores): ε-lexicase selection among all of them (see
+        :mod:`evoforge.archive.lexicase`). Otherwise, with probability
+        ``exploitation_ratio``: a tournament of ``_TOURNAMENT_SIZE`` uniform draws
+        among the island's elites (its occupants that are in the global elite
+        list, or, if it has none, its best ``ceil(archive_size / num_islands)``
+        occupants); with probability ``exploration_ratio``: uniform over the
+        island's occupied cells; otherwise uniform over all occupied cells of
+        all islands. An empty island falls back to all occupied cells. Cost
+        ``O(log N + I)`` (lexicase: ``O(P log P * C)`` for ``P`` candidates with
+        ``C`` instance scores).
 
         Raises:
             LookupError: the archive is empty.
@@ -211,6 +226,11 @@ class Archive:
         self._check_island(island)
         if self._count == 0:
             raise LookupError("the archive is empty: add the initial program first")
+        if (self.config.lexicase_ratio > 0 and len(self._instances) >= 2
+                and rng.random() < self.config.lexicase_ratio):
+            picked = self._lexicase(rng)
+            if picked is not None:
+                return picked
         ranked = self._island_ranked[island]
         r = rng.random()
         if not ranked:
@@ -222,6 +242,16 @@ class Archive:
         if r < self.config.exploitation_ratio + self.config.exploration_ratio:
             return self._by_id[ranked[rng.randrange(len(ranked))][1]]
         return self._uniform_any(rng)
+
+    def _lexicase(self, rng: random.Random) -> Candidate | None:
+        """ε-lexicase over every placed candidate that reports per-instance scores."""
+        width = len(next(iter(self._instances.values())))
+        ids = [cid for cid, row in self._instances.items() if len(row) == width]
+        if len(ids) < 2:
+            return None
+        self.lexicase_picks += 1
+        return lexicase_select([self._by_id[cid] for cid in ids],
+                               [self._instances[cid] for cid in ids], rng)
 
     def _elite_pool_size(self, island: int) -> int:
         """How many of the island's best occupants count as its elites (at least 1)."""

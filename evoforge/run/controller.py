@@ -160,7 +160,7 @@ class Evolution:
         self.events = events or Events()
         self.proposer = proposer or MutationProposer(problem.template, config.mutation)
         self.features = FeatureSpace(config.database, problem.initial_program)
-        self.archive = Archive(config.database, self.features)
+        self.archive = Archive(config.database, self.features, maximize=config.maximize)
         self.progress = Progress(budget=run.budget)
         self._stop_reason: str | None = None
         self._idle = 0
@@ -181,6 +181,13 @@ class Evolution:
         self._simplified: set[int] = set()
         self._since_simplify = 0
         self.rng = random.Random(run.seed)
+        # the mutation proposer skips programs already made instead of proposing duplicates
+        for mutation in (self.proposer, getattr(self.proposer, "mutation", None)):
+            if isinstance(mutation, MutationProposer):
+                mutation.is_known = self._known
+
+    def _known(self, code_hash: str) -> bool:
+        return code_hash in self._hashes
 
     # ------------------------------------------------------------------ setup
     def _restore(self) -> None:
@@ -292,6 +299,11 @@ class Evolution:
             self.progress.duplicates += 1
             return None
         return _Pending(cand, base.fitness, None)
+
+    def _simplifying(self) -> bool:
+        """True when a simplification pass has statements left to try (starting one if due)."""
+        self._start_simplify()
+        return bool(self._simplify_queue)
 
     def _select(self) -> tuple[int, Candidate, list[Candidate]]:
         island = self._next_seq % self.config.database.num_islands
@@ -585,6 +597,11 @@ class Evolution:
                         task = asyncio.ensure_future(self._evaluate(_Pending(cand, None, None)))
                     elif self._initial is None:
                         break  # wait for the initial program before mutating it
+                    elif self.proposer.asynchronous and self._simplifying():
+                        # simplification needs no model: it runs in LLM-driven runs too
+                        pending = self._propose_simplification()
+                        if pending is not None:
+                            task = asyncio.ensure_future(self._evaluate(pending))
                     elif self.proposer.asynchronous:
                         island, parent, inspirations = self._select()
                         rng = random.Random(self.rng.getrandbits(64))

@@ -109,7 +109,7 @@ def test_same_seed_one_worker_is_reproducible(tmp_path: Path) -> None:
     a = _sequence(tmp_path, "a", seed=11)
     b = _sequence(tmp_path, "b", seed=11)
     c = _sequence(tmp_path, "c", seed=12)
-    assert len(a) > 40  # duplicates included
+    assert len(a) >= 40  # every evaluation (duplicates are mostly avoided before they are made)
     assert a == b
     assert a != c
 

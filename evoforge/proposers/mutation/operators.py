@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from evoforge.proposers.mutation.kinds import Kind, KindError, function_kinds, infer
+
 # ---------------------------------------------------------------------------
 # context and region handling
 # ---------------------------------------------------------------------------
@@ -257,6 +259,8 @@ def _numeric_sites(tree: ast.AST) -> list[tuple[_Slot, int | float]]:
         later: list[ast.AST] = []
         for slot in _slots(node):
             child = slot.get()
+            if isinstance(node, ast.Subscript) and slot.name == "slice":
+                continue  # an index: another value is mostly out of bounds
             value = _literal_value(child)
             if value is not None:
                 sites.append((slot, value))
@@ -981,9 +985,8 @@ def _expr_sites(body: list[ast.stmt], variables: set[str]) -> list[tuple[_Slot, 
             if isinstance(child, ast.stmt):
                 visit(child, child)
                 continue
-            if (isinstance(child, ast.Call) and isinstance(child.func, ast.Name)
-                    and child.func.id == "range"):
-                continue  # range() needs ints: leave its bounds to constant/tune
+            if _shape_call(child):
+                continue  # range(), len(), np.arange() ... fix shapes: leave them alone
             # what is iterated over, or evaluated only for its effect, stays as is
             keep = slot.name == "iter" or (isinstance(node, ast.Expr) and slot.name == "value")
             if isinstance(child, ast.expr) and not keep and _replaceable(child, variables):
@@ -994,6 +997,20 @@ def _expr_sites(body: list[ast.stmt], variables: set[str]) -> list[tuple[_Slot, 
         if not isinstance(stmt, _DEFS):
             visit(stmt, stmt)
     return sites
+
+
+_SHAPE_BUILTINS = {"range", "len"}
+_SHAPE_NUMPY = {"arange", "zeros", "ones", "empty", "full", "linspace", "reshape"}
+
+
+def _shape_call(node: ast.AST) -> bool:
+    """A call whose arguments decide a length or a shape (changing them breaks shapes)."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id in _SHAPE_BUILTINS
+    return isinstance(func, ast.Attribute) and func.attr in _SHAPE_NUMPY
 
 
 def _replaceable(node: ast.expr, variables: set[str]) -> bool:
@@ -1087,23 +1104,24 @@ def op_expr_replace(regions: list[str], ctx: OpContext) -> list[str] | None:
         constants.extend(abs(value) for _, value in _numeric_sites(tree))
     constants = list(dict.fromkeys(constants))
 
-    sites: list[tuple[_Slot, ast.stmt, _Scope]] = []
+    sites: list[tuple[_Slot, ast.stmt, _Scope, dict[str, Kind]]] = []
     for region in parsed:
         if region.tree is None:
             continue
-        bodies: list[tuple[list[ast.stmt], set[str], bool]] = []
+        bodies: list[tuple[list[ast.stmt], set[str], bool, dict[str, Kind]]] = []
         if region.indent:
-            bodies.append((region.tree.body, set(), True))
+            bodies.append((region.tree.body, set(), True, {}))
         for node in ast.walk(region.tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 args = node.args
                 params = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
                 params |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
-                bodies.append((node.body, params, False))
-        for body, params, is_region in bodies:
+                bodies.append((node.body, params, False, function_kinds(node)[0]))
+        for body, params, is_region, kinds in bodies:
             scope = _make_scope(body, params, module_names, ctx.names_outside, is_region)
             variables = scope.always | set(scope.locals_first_line)
-            sites.extend((slot, stmt, scope) for slot, stmt in _expr_sites(body, variables))
+            sites.extend((slot, stmt, scope, kinds)
+                         for slot, stmt in _expr_sites(body, variables))
     if not sites:
         return None
 
@@ -1113,19 +1131,39 @@ def op_expr_replace(regions: list[str], ctx: OpContext) -> list[str] | None:
         if check_primitive(template) is None:
             primitives.append((template, template_arity(template)))
 
-    slot, stmt, scope = rng.choice(sites)
+    slot, stmt, scope, kinds = rng.choice(sites)
     builder = _ExprBuilder(rng, scope.names_at(stmt.lineno), constants, primitives)
     original = slot.get()
     before = ast.dump(original)
-    for _ in range(10):
+    want = _kind_or_none(original, kinds)
+    for _ in range(EXPR_TRIES):
         if rng.random() < 0.5:
             new = builder.grow(copy.deepcopy(original))
         else:
             new = builder.build(rng.randint(0, 2))
-        if ast.dump(new) != before:
-            slot.set(new)
-            return _emit(parsed)
+        if ast.dump(new) == before:
+            continue
+        # keep the shape: an array stays an array, a scalar a scalar (when known)
+        try:
+            got = infer(new, kinds)
+        except KindError:
+            continue
+        if want is not None and got is not None and got != want:
+            continue
+        slot.set(new)
+        return _emit(parsed)
     return None
+
+
+EXPR_TRIES = 30
+"""Random expressions ``expr_replace`` draws for one site before giving up."""
+
+
+def _kind_or_none(node: ast.expr, kinds: dict[str, Kind]) -> Kind:
+    try:
+        return infer(node, kinds)
+    except KindError:
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -1296,6 +1334,34 @@ def op_tune(regions: list[str], ctx: OpContext) -> list[str] | None:
         new: int | float = int(round(moved)) if isinstance(value, int) else _round_sig(moved, 6)
         if new != value:
             slot.set(_number_node(new))
+    return _emit(parsed)
+
+
+def numeric_literals(regions: list[str]) -> list[int | float]:
+    """The numeric literals of ``regions`` that ``constant`` and ``tune`` may move, in order."""
+    values: list[int | float] = []
+    for region in _parse_all(regions):
+        if region.tree is not None:
+            values.extend(value for _, value in _numeric_sites(region.tree))
+    return values
+
+
+def with_numeric_literals(regions: list[str], values: list[int | float]) -> list[str] | None:
+    """``regions`` with their numeric literals (see :func:`numeric_literals`) set to ``values``.
+
+    Returns:
+        The new regions, or None when nothing changed or the count does not match.
+    """
+    parsed = _parse_all(regions)
+    sites: list[_Slot] = []
+    for region in parsed:
+        if region.tree is not None:
+            sites.extend(slot for slot, _ in _numeric_sites(region.tree))
+    if len(sites) != len(values):
+        return None
+    for slot, value in zip(sites, values, strict=True):
+        if math.isfinite(value):
+            slot.set(_number_node(value))
     return _emit(parsed)
 
 

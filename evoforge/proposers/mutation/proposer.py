@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 from evoforge.candidate import Candidate, normalized_hash
@@ -12,8 +13,12 @@ from evoforge.config import MutationConfig
 from evoforge.problem.blocks import BlockError, Template, extract_regions
 from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.mutation.cmaes import CMATuner
+from evoforge.proposers.mutation.kinds import check_program
 from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
 
+CMAES = "cmaes"
+"""The operator that tunes an elite's numeric literals with CMA-ES (see ``cmaes.py``)."""
 DEFAULT_SIGMA = 0.1
 """Initial relative step size of ``tune`` for a parent it has not tuned yet."""
 SIGMA_MIN = 1e-4
@@ -85,6 +90,18 @@ def names_bound_outside(template: Template, program: str) -> set[str]:
             if not any(start <= line <= end for start, end in spans)}
 
 
+def _static_problem(code: str) -> str | None:
+    """Why ``code`` cannot work by static shape inference, or None (also if it does not parse)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    try:
+        return check_program(tree)
+    except RecursionError:
+        return None
+
+
 class MutationProposer(Proposer):
     """Proposes programs by mutating the evolve regions of a parent, no model needed.
 
@@ -101,7 +118,7 @@ class MutationProposer(Proposer):
         ValueError: for an unknown operator name or an unusable primitive.
     """
 
-    max_attempts = 10
+    max_attempts = 20
     """Operator draws per :meth:`propose` before giving up on a parent."""
     max_failures_per_operator = 3
     """Failed tries of one operator on one parent before it is left out."""
@@ -109,12 +126,13 @@ class MutationProposer(Proposer):
     def __init__(self, template: Template, config: MutationConfig | None = None) -> None:
         super().__init__(template)
         config = config if config is not None else MutationConfig()
-        names = list(dict.fromkeys(config.operators)) if config.operators else list(OPERATORS)
-        unknown = [n for n in names if n not in OPERATORS]
+        valid = [*OPERATORS, CMAES]
+        names = list(dict.fromkeys(config.operators)) if config.operators else valid
+        unknown = [n for n in names if n not in valid]
         if unknown:
             raise ValueError(
                 f"unknown mutation operator(s) {', '.join(map(repr, unknown))} in "
-                f"mutation.operators; valid: {', '.join(OPERATORS)}"
+                f"mutation.operators; valid: {', '.join(valid)}"
             )
         self.operators = names
         self.primitives = list(config.primitives or [])
@@ -123,7 +141,12 @@ class MutationProposer(Proposer):
             if problem is not None:
                 raise ValueError(f"mutation.primitives: {problem}")
         self.bandit = Bandit(names, kind=config.bandit)
+        self.tuner = CMATuner()
         self.sigmas: dict[str, float] = {}
+        self.is_known: Callable[[str], bool] | None = None
+        """Set by the run loop: True for the normalized hash of a program already made."""
+        self.rejected_early = 0
+        """Proposals dropped before evaluation: already made, or statically ill-shaped."""
         self._outside: set[str] | None = None
         try:
             ast.parse(template.source)
@@ -164,6 +187,7 @@ class MutationProposer(Proposer):
         except BlockError:
             return None
         names_outside = self._names_outside(parent.code)
+        parent_checks = _static_problem(parent.code) is None
         donors = [c for c in inspirations if c.id != parent.id and c.code != parent.code]
         excluded: set[str] = set()
         failures: dict[str, int] = {}
@@ -182,6 +206,21 @@ class MutationProposer(Proposer):
                     excluded.add(op)
                     continue
                 parent_ids.append(donor.id)
+            if op == CMAES:
+                made = self.tuner.propose(parent, list(regions), rng)
+                if made is None:
+                    excluded.add(op)
+                    continue
+                tuned, meta, base_id = made
+                tuned_code = self._render(tuned)
+                if tuned_code is None or self._wasted(tuned_code, parent_checks):
+                    # a program made before is about as good as the base: tell it so
+                    self.tuner.tell(meta, None if tuned_code is None else meta["base_fitness"])
+                    failures[op] = failures.get(op, 0) + 1
+                    if failures[op] >= self.max_failures_per_operator:
+                        excluded.add(op)
+                    continue
+                return Proposal(code=tuned_code, operator=op, parent_ids=[base_id], meta=meta)
             if op == "tune":
                 key = normalized_hash(parent.code)
                 sigma = self.sigmas.get(key, DEFAULT_SIGMA)
@@ -196,6 +235,9 @@ class MutationProposer(Proposer):
                 excluded.add(op)
                 continue
             code = self._render(new_regions)
+            if code is not None and code != parent.code and self._wasted(code, parent_checks):
+                self.rejected_early += 1
+                code = None
             if code is None or code == parent.code:
                 failures[op] = failures.get(op, 0) + 1
                 if failures[op] >= self.max_failures_per_operator:
@@ -203,6 +245,16 @@ class MutationProposer(Proposer):
                 continue
             return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
         return None
+
+    def _wasted(self, code: str, parent_checks: bool) -> bool:
+        """True for a program made before, or one the shape check says cannot work.
+
+        The shape check only counts when the parent passes it, so an inference
+        that is wrong about some program cannot block all of its children.
+        """
+        if self.is_known is not None and self.is_known(normalized_hash(code)):
+            return True
+        return parent_checks and _static_problem(code) is not None
 
     def _pick_donor(self, donors: list[Candidate],
                     rng: random.Random) -> tuple[Candidate | None, list[str] | None]:
@@ -231,6 +283,10 @@ class MutationProposer(Proposer):
         times ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise); an improved
         child starts from the adapted step size.
         """
+        if proposal.operator == CMAES:
+            self.tuner.tell(proposal.meta, child_fitness)
+            # the child derives from the strategy's base, not from the sampled parent
+            parent_fitness = proposal.meta.get("base_fitness", parent_fitness)
         improved = (child_fitness is not None and parent_fitness is not None
                     and child_fitness > parent_fitness)
         self.bandit.update(proposal.operator, 1.0 if improved else 0.0)
@@ -251,14 +307,27 @@ class MutationProposer(Proposer):
             del self.sigmas[next(iter(self.sigmas))]
 
     def stats(self) -> dict[str, Any]:
-        """The bandit's per-operator statistics and the ``tune`` step sizes."""
-        return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas)}
+        """The bandit's per-operator statistics, the ``tune`` step sizes, what was avoided.
+
+        ``avoided``: proposals dropped before evaluation (programs already made, or
+        ill-shaped); ``cmaes``: strategies and generations run.
+        """
+        return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
+                "avoided": self.rejected_early,
+                "cmaes": {"strategies": self.tuner.strategies,
+                          "generations": self.tuner.generations}}
 
     def load_stats(self, stats: dict[str, Any]) -> None:
         """Restore what :meth:`stats` returned."""
         bandit = stats.get("bandit")
         if isinstance(bandit, dict):
             self.bandit.load_stats(bandit)
+        if isinstance(stats.get("avoided"), int):
+            self.rejected_early = stats["avoided"]
+        cmaes = stats.get("cmaes")
+        if isinstance(cmaes, dict):  # counters only: a resumed run starts a new strategy
+            self.tuner.strategies = int(cmaes.get("strategies", 0))
+            self.tuner.generations = int(cmaes.get("generations", 0))
         sigmas = stats.get("tune_sigma")
         if isinstance(sigmas, dict):
             self.sigmas = {
