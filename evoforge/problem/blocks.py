@@ -14,7 +14,10 @@ from dataclasses import dataclass
 START_MARKER = "EVOLVE-BLOCK-START"
 END_MARKER = "EVOLVE-BLOCK-END"
 
-_MARKER_RE = re.compile(r"^[ \t]*#[ \t]*(EVOLVE-BLOCK-START|EVOLVE-BLOCK-END)\b.*$")
+# a marker line is a comment in the program's language: # (Python, R, shell),
+# // or /* (Rust, C, JavaScript, Go), -- (SQL, Lua, Haskell), ; (Lisp), % (MATLAB)
+_MARKER_RE = re.compile(
+    r"^[ \t]*(?:#|//+|/\*+|--|;+|%+|<!--)[ \t]*(EVOLVE-BLOCK-START|EVOLVE-BLOCK-END)\b.*$")
 # Python's own line ends only (str.splitlines would also split at \f, \x1c, \u2028, ...)
 _LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
 
@@ -55,6 +58,11 @@ class Template:
     def source(self) -> str:
         """The original program text."""
         return self.render(self.regions)
+
+
+def whole_file(source: str) -> Template:
+    """A template whose one region is all of ``source`` (a program without markers)."""
+    return Template(fixed=("", ""), regions=(source,))
 
 
 def parse_blocks(source: str) -> Template:
