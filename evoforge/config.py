@@ -196,8 +196,7 @@ def _llm_from_openevolve(section: dict[str, Any], warnings: list[str]) -> dict[s
         if ref:  # ${VAR}: the key lives in the environment, which is where evoforge reads it
             shared["api_key_env"] = ref.group(1)
         else:
-            warnings.append("llm.api_key (a key written in the file; evoforge reads keys "
-                            "from the environment: OPENAI_API_KEY or api_key_env)")
+            warnings.append("llm.api_key (evoforge reads keys from the environment only)")
     if section.get("top_p") is not None:
         warnings.append("llm.top_p (not sent; temperature is)")
     models: list[dict[str, Any]] = []

@@ -49,9 +49,11 @@ def objective_of(config: RunConfig, metrics: Mapping[str, Any],
     if name in metrics:
         value = metrics[name]
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, (f"the objective metric {name!r} is {value!r}, not a number")
+            return None, (f"metric {name!r} (the objective) is a {type(value).__name__}, "
+                          f"not a number: {value!r}"[:300])
         if not math.isfinite(value):
-            return None, f"the objective metric {name!r} is {value}"
+            return None, (f"the objective metric {name!r} is "
+                          f"{'NaN' if math.isnan(value) else 'infinite'}")
         return float(value), None
     if name == COMBINED_SCORE:
         numbers = numeric_metrics(metrics)
