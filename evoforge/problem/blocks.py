@@ -33,11 +33,13 @@ class Template:
     ``fixed`` always has one more element than ``regions``: the program is
     ``fixed[0] + regions[0] + fixed[1] + ... + regions[-1] + fixed[-1]``.
     Each region is the exact text between the end of a START marker line and
-    the beginning of the matching END marker line.
+    the beginning of the matching END marker line. ``language`` is the program's
+    language (only Python programs are parsed and mutated model-free).
     """
 
     fixed: tuple[str, ...]
     regions: tuple[str, ...]
+    language: str = "python"
 
     def render(self, regions: list[str] | tuple[str, ...]) -> str:
         """Return the program with ``regions`` spliced in place of the original ones."""
@@ -112,6 +114,8 @@ def extract_regions(template: Template, program: str) -> list[str]:
     Raises:
         BlockError: if ``program`` changed text outside the regions.
     """
+    if template.fixed == ("", ""):  # a whole-file template: the program is its region
+        return [program]
     other = parse_blocks(program)
     if other.fixed != template.fixed:
         raise BlockError("the program changed text outside its evolve regions")

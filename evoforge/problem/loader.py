@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,7 +242,7 @@ def load_problem(spec: str | Path, *, program: Path | None = None,
         raise ProblemError(f"{program_path}: is not UTF-8 text; save it as UTF-8") from None
     if language == "python":
         _parse(program_path, "initial program")
-    template = _template(program_path, text)
+    template = dataclasses.replace(_template(program_path, text), language=language)
     functions = _top_level_names(_parse(evaluator_path, "evaluator"))
     if "evaluate" not in functions:
         raise ProblemError(
