@@ -171,6 +171,12 @@ _OPENEVOLVE_LLM_KEYS = {
     "retry_delay",
     "models",
     "evaluator_models",
+    # evoforge's own llm keys, read by the LLM proposer
+    "modes",
+    "mutation_operators",
+    "novelty_threshold",
+    "fuzzy_similarity",
+    "num_ideas",
 }
 
 
