@@ -150,6 +150,7 @@ class Evolution:
         self._since_stats = 0
         self._best: Candidate | None = None
         self._initial: Candidate | None = None
+        self._failed_initial: Candidate | None = None
         # an ok candidate with a nonzero score, and one with a zero score (for the
         # warning when every score is 0.0: usually a broken evaluation, not a bad program)
         self._nonzero_seen = False
@@ -199,6 +200,8 @@ class Evolution:
                 self._place(cand)
             elif cand.seq == 0 and self.config.allow_failing_initial:
                 self._adopt_failed_initial(cand)
+            elif cand.seq == 0:
+                self._failed_initial = cand
             self.archive.on_evaluated(done, replay_rng)
         if self.run.proposer_stats:
             self.proposer.load_stats(self.run.proposer_stats)
@@ -605,6 +608,8 @@ class Evolution:
             RunError: if the initial program fails its evaluation.
         """
         self._restore()
+        if self._failed_initial is not None:  # resuming a run whose initial program failed
+            raise RunError(self._initial_failure(self._failed_initial))
         started = time.monotonic()
         deadline = started + self.max_time if self.max_time is not None else None
         session_evals = 0

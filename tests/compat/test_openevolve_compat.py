@@ -198,6 +198,7 @@ def test_crashing_initial_program_stops_with_the_real_error(tmp_path: Path) -> N
     assert "NameError" in line and "undefined_name" in line
     assert "fix initial_program.py" in line and "evaluator.py" not in line
     assert "--allow-failing-initial" in line
+    assert "NameError" in one_line_error(evoforge("resume", cwd=path))  # not a silent no-op
     # the flag starts the run anyway: the budget is spent, the initial stays failed
     proc = evoforge("run", ".", "--no-llm", "--budget", "4", "--allow-failing-initial",
                     cwd=path)
