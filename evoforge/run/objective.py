@@ -78,6 +78,9 @@ def error_text(metrics: Mapping[str, Any],
                artifacts: Mapping[str, Any] | None = None) -> str | None:
     """The error an evaluator reported in its metrics or artifacts (a string), if any."""
     for source in (metrics, artifacts or {}):
+        trace = source.get("traceback") or source.get("full_traceback")
+        if isinstance(trace, str) and trace.strip():  # its last line names the exception
+            return trace.strip().splitlines()[-1][:300]
         for key in ("error", "error_message", "stderr", "failure"):
             value = source.get(key)
             if isinstance(value, str) and value.strip():
