@@ -336,3 +336,32 @@ def test_annotated_evaluate_counts(tmp_path: Path) -> None:
 def test_section_of_wrong_type_is_rejected(tmp_path: Path) -> None:
     folder = make_problem(tmp_path, config="evaluator: 5\n")
     assert "evaluator" in problem_error(folder)
+
+
+def test_other_languages_keep_their_suffix_and_comment_markers(tmp_path: Path) -> None:
+    folder = make_problem(tmp_path, program=None)
+    rust = "use std::cmp;\n// EVOLVE-BLOCK-START\nfn f() -> u32 { 1 }\n// EVOLVE-BLOCK-END\n"
+    (folder / "initial_program.rs").write_text(rust)
+    p = load_problem(folder)
+    assert (p.language, p.file_suffix, p.is_python) == ("rust", ".rs", False)
+    assert p.template.regions == ("fn f() -> u32 { 1 }\n",)
+    assert p.template.language == "rust"
+    # file_suffix and language from the config win (OpenEvolve's keys)
+    (folder / "config.yaml").write_text("language: R\nfile_suffix: r\n")
+    (folder / "initial_program.r").write_text("# EVOLVE-BLOCK-START\nf <- 1\n# EVOLVE-BLOCK-END\n")
+    p = load_problem(folder)
+    assert (p.language, p.file_suffix, p.program_path.name) == ("r", ".r", "initial_program.r")
+
+
+def test_openevolve_file_names_are_found(tmp_path: Path) -> None:
+    folder = make_problem(tmp_path, program=None, evaluator=None)
+    (folder / "init_program.py").write_text(PROGRAM)
+    (folder / "evaluator_stub.py").write_text(EVALUATOR)
+    (folder / "config_phase_2.yaml").write_text("max_iterations: 9\n")
+    (folder / "config_phase_1.yaml").write_text("max_iterations: 7\n")
+    p = load_problem(folder)
+    assert p.program_path.name == "init_program.py"
+    assert p.evaluator_path.name == "evaluator_stub.py"
+    assert p.config_name == "config_phase_1.yaml" and p.config.max_iterations == 7
+    p = load_problem(folder, config=folder / "config_phase_2.yaml")
+    assert p.config.max_iterations == 9
