@@ -151,6 +151,7 @@ class Evolution:
         self._best: Candidate | None = None
         self._initial: Candidate | None = None
         self._failed_initial: Candidate | None = None
+        self._stopping: asyncio.Event | None = None
         # an ok candidate with a nonzero score, and one with a zero score (for the
         # warning when every score is 0.0: usually a broken evaluation, not a bad program)
         self._nonzero_seen = False
@@ -583,6 +584,8 @@ class Evolution:
         """Ask the loop to stop: no new proposals; running evaluations are cancelled."""
         if self._stop_reason is None:
             self._stop_reason = reason
+        if self._stopping is not None:  # wake the loop even while evaluations run
+            self._stopping.set()
 
     def _check_stop(self, deadline: float | None) -> None:
         p = self.progress
@@ -615,6 +618,11 @@ class Evolution:
         session_evals = 0
         self.storage.update_run(self.run.id, status="running")
         in_flight: dict[asyncio.Task[tuple[_Pending, dict[str, Any]] | None], int] = {}
+        # a stop request (Ctrl-C) must not wait for a long evaluation to finish
+        self._stopping = asyncio.Event()
+        if self._stop_reason is not None:
+            self._stopping.set()
+        stop_waiter = asyncio.ensure_future(self._stopping.wait())
         dispatched = 0
         try:
             if self._next_seq == 0:
@@ -650,8 +658,9 @@ class Evolution:
                     break
                 self.progress.running = len(in_flight)
                 wait = None if deadline is None else max(deadline - time.monotonic(), 0.01)
-                done, _ = await asyncio.wait(in_flight, timeout=wait,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                waited, _ = await asyncio.wait([*in_flight, stop_waiter], timeout=wait,
+                                               return_when=asyncio.FIRST_COMPLETED)
+                done = [t for t in in_flight if t in waited]
                 for finished in sorted(done, key=lambda t: in_flight[t]):
                     result = finished.result()
                     del in_flight[finished]
@@ -669,6 +678,7 @@ class Evolution:
                 if self._stop_reason is not None and in_flight:
                     break
         finally:
+            stop_waiter.cancel()
             for running in in_flight:
                 running.cancel()
             for running in in_flight:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +311,7 @@ fn main() {
 
 RUST_EVALUATOR = '''\
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -481,3 +484,30 @@ def evaluate(program_path):
     assert "999999" in line
     line = one_line_error(evoforge("candidates", "--status", "great", cwd=path))
     assert "great" in line
+
+
+# --- found while running OpenEvolve's examples: Ctrl-C during a long evaluation ---------------
+
+def test_ctrl_c_does_not_wait_for_a_long_evaluation(tmp_path: Path) -> None:
+    # AlphaEvolve-style evaluators run for minutes; a stop must not wait for them
+    evaluator = "import time\n\n\ndef evaluate(p):\n    time.sleep(60)\n    return {'x': 1.0}\n"
+    path = folder(tmp_path, {"initial_program.py": PROGRAM, "evaluator.py": evaluator,
+                             "config.yaml": "evaluator: {timeout: 120}\n"})
+    proc = subprocess.Popen([sys.executable, "-m", "evoforge", "run", ".", "--no-llm"],
+                            cwd=path, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not (path / "evoforge.db").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # the initial evaluation is under way
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        assert time.monotonic() - sent < 20
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    info = as_json(path, "status")
+    assert info["stop_reason"] == "interrupted" and info["pending"] == 1
