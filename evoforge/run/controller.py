@@ -233,6 +233,9 @@ class Evolution:
                       f"{self.problem.config_name}")
         elif "No module named" in error:
             advice = "install the missing package in the environment evoforge runs in"
+        elif error.startswith("importing the evaluator failed"):
+            advice = ("the evaluator cannot run here: install what it needs (a tool, a "
+                      "package, data) where evoforge runs")
         elif cand.metrics:
             # the evaluator answered, but its metrics do not fit the configuration
             advice = (f"set objective or feature_dimensions in {self.problem.config_name} "

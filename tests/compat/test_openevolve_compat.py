@@ -222,6 +222,16 @@ def test_missing_module_names_it_and_does_not_blame_the_evaluator(tmp_path: Path
     assert "install the missing package" in line and "fix evaluator" not in line
 
 
+def test_evaluator_that_cannot_run_here_is_not_blamed_on_the_program(tmp_path: Path) -> None:
+    evaluator = ("import shutil\n\nif shutil.which('mlir-opt-not-here') is None:\n"
+                 "    raise RuntimeError('Required tool not found: mlir-opt-not-here')\n\n\n"
+                 "def evaluate(p):\n    return {}\n")
+    path = folder(tmp_path, {"initial_program.py": PROGRAM, "evaluator.py": evaluator})
+    line = one_line_error(evoforge("run", ".", "--no-llm", "--budget", "3", cwd=path))
+    assert "Required tool not found: mlir-opt-not-here" in line
+    assert "fix initial_program.py" not in line and "install what it needs" in line
+
+
 def test_every_score_zero_warns_with_the_reported_error(tmp_path: Path) -> None:
     evaluator = ("def evaluate(p):\n    return {'combined_score': 0.0, "
                  "'error': \"No module named 'jax'\"}\n")
