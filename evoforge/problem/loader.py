@@ -166,7 +166,10 @@ def _find_program(path: Path, suffix: str | None) -> Path | None:
         found = sorted(p for p in path.glob(f"{stem}.*") if p.is_file())
         if found:
             return found[0]
-    return None
+    # OpenEvolve takes any file: initial_prompt.txt, initial_content_stub.txt, ...
+    others = sorted(p for p in [*path.glob("initial_*.*"), *path.glob("init_*.*")]
+                    if p.is_file() and p.suffix not in (".json", ".md", ".png", ".yaml"))
+    return others[0] if len(others) == 1 else None
 
 
 def _find_evaluator(path: Path) -> Path:

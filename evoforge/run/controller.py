@@ -22,7 +22,7 @@ from evoforge.problem.loader import Problem
 from evoforge.proposers.base import Proposal, Proposer
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.proposers.mutation.operators import statement_deletions
-from evoforge.run.objective import error_text, fitness_of, objective_of
+from evoforge.run.objective import error_text, fitness_of, objective_of, unwrap
 from evoforge.storage.base import RunRecord, Storage
 
 # A proposer that only yields duplicates or nothing must not spin forever.
@@ -427,7 +427,9 @@ class Evolution:
         if outcome.status != "ok":
             fields.update(status=Status(outcome.status), error=outcome.error)
             return fields
-        metrics = outcome.metrics or {}
+        metrics, extra = unwrap(outcome.metrics or {})
+        if extra:
+            fields["artifacts"] = {**extra, **(outcome.artifacts or {})}
         score, reason = objective_of(self.config, metrics, self.features.names)
         features: dict[str, float] | None = None
         if reason is None and score is not None:

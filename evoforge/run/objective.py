@@ -35,8 +35,8 @@ def objective_of(config: RunConfig, metrics: Mapping[str, Any],
     The configured metric when present. Without it, and when the objective is
     OpenEvolve's ``combined_score``, the average of the numeric metrics that are
     not feature dimensions (all numeric metrics when only feature dimensions are
-    numeric), as OpenEvolve's ``get_fitness_score`` in ``openevolve/utils/
-    metrics_utils.py`` does; booleans and text never count.
+    numeric; 0.0 when none is), as OpenEvolve's ``get_fitness_score`` in
+    ``openevolve/utils/metrics_utils.py`` does; booleans and text never count.
 
     Args:
         config: the run configuration (objective metric).
@@ -61,8 +61,8 @@ def objective_of(config: RunConfig, metrics: Mapping[str, Any],
         usable = {k: v for k, v in numbers.items() if k not in excluded} or numbers
         if usable:
             return math.fsum(usable.values()) / len(usable), None
-        return None, (f"the evaluator returned no {name!r} and no numeric metric to "
-                      f"average (metrics: {sorted(metrics)})")
+        # nothing numeric (an "error" text alone): OpenEvolve's fitness is then 0.0
+        return 0.0, None
     return None, f"the evaluator returned no {name!r} metric (the objective)"
 
 
@@ -72,6 +72,19 @@ def fitness_of(config: RunConfig, score: float) -> float:
     if config.score_round is not None:
         value = round(value, config.score_round)
     return value
+
+
+def unwrap(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, artifacts) of a dict shaped like an EvaluationResult, else (metrics, {}).
+
+    Some OpenEvolve evaluators return ``{"metrics": {...}, "artifacts": {...}}`` as a
+    plain dict on their error paths.
+    """
+    inner = metrics.get("metrics")
+    if isinstance(inner, dict) and set(metrics) <= {"metrics", "artifacts"}:
+        artifacts = metrics.get("artifacts")
+        return dict(inner), dict(artifacts) if isinstance(artifacts, dict) else {}
+    return dict(metrics), {}
 
 
 def error_text(metrics: Mapping[str, Any],

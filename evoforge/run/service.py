@@ -68,9 +68,9 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
     if not problem.is_python:
         if not config.llm.models:
             raise RunError(
-                f"{problem.program_path.name}: a {problem.language} program needs a model: "
-                "the model-free operators mutate Python only; give --llm MODEL or models "
-                f"in {problem.config_name}")
+                f"{problem.program_path.name}: the model-free operators mutate Python only "
+                f"and this program is {problem.language}; give --llm MODEL or models in "
+                f"{problem.config_name}")
         # only the model writes the program; Python operators would only fail on it
         config = config.model_copy(update={"llm": LLMConfig.model_validate(
             {**config.llm.model_dump(), "mutation_operators": False})})

@@ -135,6 +135,27 @@ def evaluate(program_path):
     assert info["failed"] == 0 and info["ok"] >= 3
 
 
+def test_result_shaped_dict_and_text_only_metrics(tmp_path: Path) -> None:
+    # {"metrics": ..., "artifacts": ...} as a plain dict is unwrapped; metrics with no
+    # number at all score 0.0 as in OpenEvolve's get_fitness_score, with a warning
+    evaluator = SCORE + '''
+
+def evaluate(program_path):
+    s = score(program_path)
+    if s > 0.09:
+        return {"metrics": {"combined_score": s}, "artifacts": {"note": "wrapped"}}
+    return {"error": "too far off"}
+'''
+    path = folder(tmp_path, {"initial_program.py": PROGRAM, "evaluator.py": evaluator})
+    run_ok(path, budget=10)
+    initial = as_json(path, "show", "1")
+    assert initial["score"] == pytest.approx(1 / 10)
+    assert initial["artifacts"]["note"] == "wrapped"
+    others = [as_json(path, "show", str(c["id"])) for c in as_json(path, "candidates")[1:]]
+    text_only = [c for c in others if c["metrics"] == {"error": "too far off"}]
+    assert all(c["status"] == "ok" and c["score"] == 0.0 for c in text_only)
+
+
 # --- 2. cascade threshold misses, the initial program's included -------------------------
 
 CASCADE = SCORE + '''
