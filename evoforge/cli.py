@@ -1,8 +1,11 @@
-"""Command-line interface: ``evoforge run | resume | status | best | runs | problems``."""
+"""Command-line interface: ``evoforge run | resume | status | best | show | candidates | runs
+| problems``."""
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -137,15 +140,36 @@ def _print_result(run: RunRecord, result: RunResult) -> None:
     for name, scores in (s.get("baselines") or {}).items():
         table.add_row(f"baseline {name}", _fmt(scores.get("train")), _fmt(scores.get("test")))
     console.print(table)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 def _maximize(run: RunRecord) -> bool:
     return bool((run.config.get("objective") or {}).get("direction", "maximize") == "maximize")
 
 
+def _load(problem: str, evaluator: Path | None, config: Path | None) -> Problem:
+    """A problem from a folder or built-in name, or from OpenEvolve's file arguments."""
+    path = Path(problem)
+    try:
+        if path.is_file():  # openevolve-run initial_program.py evaluator.py --config ...
+            return load_problem(path, program=path, evaluator=evaluator, config=config)
+        if evaluator is not None:
+            raise CLIError(f"{problem}: is not a file; give the initial program first, "
+                           "then the evaluator (or a folder alone)")
+        return load_problem(problem, config=config)
+    except (ProblemError, ConfigError) as exc:
+        raise CLIError(str(exc)) from None
+
+
 @app.command()
 def run(
-    problem: Annotated[str, typer.Argument(help="Problem folder or built-in name.")],
+    problem: Annotated[str, typer.Argument(
+        help="Problem folder, built-in name, or the initial program's file.")],
+    evaluator: Annotated[Path | None, typer.Argument(
+        help="The evaluator's file (when PROBLEM is the initial program's file).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Config file (default: the folder's config.yaml).")] = None,
     budget: Annotated[int | None, typer.Option(help="Evaluations (initial included).")] = None,
     time_limit: Annotated[float | None, typer.Option("--time", help="Seconds.")] = None,
     target: Annotated[float | None, typer.Option(help="Stop at this score.")] = None,
@@ -159,12 +183,14 @@ def run(
     no_llm: Annotated[bool, typer.Option(
         "--no-llm", help="Ignore the models of config.yaml: evolve model-free.")] = False,
     max_cost: MaxCostOpt = None,
+    allow_failing_initial: Annotated[bool, typer.Option(
+        "--allow-failing-initial",
+        help="Start even when the initial program fails its evaluation.")] = False,
 ) -> None:
-    """Evolve PROBLEM (a folder or a built-in name) until a budget stops it."""
-    try:
-        prob = load_problem(problem)
-    except (ProblemError, ConfigError) as exc:
-        raise CLIError(str(exc)) from None
+    """Evolve PROBLEM (a folder, a built-in name, or PROGRAM EVALUATOR) until a budget stops it."""
+    prob = _load(problem, evaluator, config)
+    if allow_failing_initial:
+        prob.config = prob.config.model_copy(update={"allow_failing_initial": True})
     for warning in prob.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     store = _open(storage)
@@ -358,6 +384,146 @@ def best(
     else:
         err_console.print(header)
         sys.stdout.write(cand.code)
+
+
+def _stopped_stage(cand: Candidate) -> dict[str, Any] | None:
+    """The cascade stage a candidate stopped at (missed its threshold), if any."""
+    for stage in cand.stages or []:
+        if stage.get("stopped"):
+            return stage
+    return None
+
+
+def candidate_dict(store: Storage, cand: Candidate) -> dict[str, Any]:
+    """Everything ``evoforge show`` prints about one candidate, JSON-able."""
+    parent = None
+    diff = None
+    if cand.parent_ids:
+        try:
+            parent = store.get_candidate(cand.parent_ids[0])
+        except StorageError:
+            parent = None
+    if parent is not None:
+        diff = "".join(difflib.unified_diff(
+            parent.code.splitlines(keepends=True), cand.code.splitlines(keepends=True),
+            fromfile=f"candidate {parent.id}", tofile=f"candidate {cand.id}"))
+    artifacts = dict(cand.artifacts or {})
+    stopped = _stopped_stage(cand)
+    return {
+        "id": cand.id, "seq": cand.seq, "status": str(cand.status),
+        "operator": cand.operator, "island": cand.island,
+        "parent_ids": list(cand.parent_ids), "score": cand.score, "fitness": cand.fitness,
+        "error": cand.error, "duplicate_of": cand.duplicate_of,
+        "eval_seconds": cand.eval_seconds, "metrics": cand.metrics or {},
+        "features": cand.features or {},
+        "stdout": artifacts.pop("stdout", None), "stderr": artifacts.pop("stderr", None),
+        "artifacts": artifacts, "stages": cand.stages or [],
+        "stopped_at_stage": stopped["stage"] if stopped else None,
+        "model": cand.model, "cost": cand.cost, "code": cand.code, "diff": diff,
+    }
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+@app.command()
+def show(
+    candidate_id: Annotated[int, typer.Argument(help="Candidate id (see 'evoforge candidates').")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    storage: StorageOpt = DEFAULT_URL,
+) -> None:
+    """Show one candidate: metrics, artifacts, output, error, stages, code and diff."""
+    store = _open(storage)
+    try:
+        info = candidate_dict(store, store.get_candidate(candidate_id))
+    except StorageError as exc:
+        raise CLIError(f"{exc}; list them with 'evoforge candidates'") from None
+    if as_json:
+        sys.stdout.write(json.dumps(info, default=str) + "\n")
+        return
+    out = console.print
+    out(f"[bold]candidate {info['id']}[/] (#{info['seq']}, {info['operator']}, island "
+        f"{info['island']}, parents {info['parent_ids'] or '-'}): {info['status']}, score "
+        f"{_fmt(info['score'])}, {_fmt(info['eval_seconds'], 2)} s", highlight=False)
+    if info["error"]:
+        out(f"[red]error:[/] {escape(info['error'])}", highlight=False)
+    if info["duplicate_of"] is not None:
+        out(f"duplicate of candidate {info['duplicate_of']}")
+    if info["metrics"]:
+        table = Table(title="metrics")
+        table.add_column("name")
+        table.add_column("value")
+        for name, value in info["metrics"].items():
+            table.add_row(escape(name), escape(_text(value)))
+        out(table)
+    if info["features"]:
+        out("features: " + ", ".join(f"{k} {v:g}" for k, v in info["features"].items()))
+    for stage in info["stages"]:
+        extra = (f", stopped: objective missed threshold {stage['threshold']:g}"
+                 if stage.get("stopped") else "")
+        out(f"stage {stage.get('stage')}: {stage.get('status')}, "
+            f"{_fmt(stage.get('seconds'), 2)} s{extra}", highlight=False)
+    for name, value in info["artifacts"].items():
+        out(f"[bold]artifact {escape(name)}:[/]\n{escape(_text(value))}", highlight=False)
+    for stream in ("stdout", "stderr"):
+        if info[stream]:
+            out(f"[bold]{stream}:[/]\n{escape(info[stream])}", highlight=False)
+    out("[bold]code:[/]")
+    sys.stdout.write(info["code"] if info["code"].endswith("\n") else info["code"] + "\n")
+    if info["diff"]:
+        out(f"[bold]diff to parent {info['parent_ids'][0]}:[/]")
+        sys.stdout.write(info["diff"])
+
+
+@app.command()
+def candidates(
+    run_name: RunNameOpt = None,
+    status_filter: Annotated[str | None, typer.Option(
+        "--status", help="Only this status: ok, failed, timeout, duplicate, rejected, "
+                         "pending.")] = None,
+    top: Annotated[int | None, typer.Option(
+        "--top", min=1, help="The N best ok candidates, best first.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list.")] = False,
+    storage: StorageOpt = DEFAULT_URL,
+) -> None:
+    """List a run's candidates (proposal order, or best first with --top)."""
+    store = _open(storage)
+    record = _find_run(store, run_name)
+    statuses: tuple[Status, ...] | None = None
+    if status_filter is not None:
+        try:
+            statuses = (Status(status_filter),)
+        except ValueError:
+            valid = ", ".join(s.value for s in Status)
+            raise CLIError(f"--status {status_filter!r}: not a status; use one of "
+                           f"{valid}") from None
+    if top is not None:
+        if statuses not in (None, (Status.OK,)):
+            raise CLIError("--top ranks ok candidates; drop --status or use --status ok")
+        statuses = (Status.OK,)
+    rows = list(store.iter_candidates(record.id, statuses))
+    if top is not None:
+        rows = sorted(rows, key=lambda c: (-(c.fitness if c.fitness is not None
+                                             else -math.inf), c.id))[:top]
+    listed: list[dict[str, Any]] = [
+        {"id": c.id, "seq": c.seq, "status": str(c.status), "operator": c.operator,
+               "parent_ids": list(c.parent_ids), "score": c.score,
+               "stopped_at_stage": (_stopped_stage(c) or {}).get("stage"),
+               "error": c.error} for c in rows]
+    if as_json:
+        sys.stdout.write(json.dumps(listed) + "\n")
+        return
+    table = Table(title=f"run {record.name}: {len(listed)} candidates")
+    for col in ("id", "#", "status", "operator", "parent", "score", "error / note"):
+        table.add_column(col, justify="right" if col in ("id", "#", "score") else "left")
+    for row in listed:
+        note = row["error"] or (f"stopped at stage {row['stopped_at_stage']}"
+                                if row["stopped_at_stage"] else "")
+        table.add_row(str(row["id"]), str(row["seq"]), row["status"], row["operator"],
+                      ",".join(map(str, row["parent_ids"])) or "-", _fmt(row["score"]),
+                      escape(note[:120]))
+    console.print(table)
 
 
 @app.command()

@@ -8,6 +8,7 @@ an error, so an OpenEvolve problem folder runs unchanged.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +37,12 @@ class EvaluatorConfig(_Model):
     timeout: float = Field(60.0, gt=0, description="wall-clock seconds per evaluation")
     memory_mb: int = Field(4096, gt=0, description="address-space limit of the evaluation")
     output_cap_kb: int = Field(64, gt=0, description="stdout/stderr kept per candidate")
-    cascade_thresholds: list[float] = Field(default_factory=list)
+    cascade_evaluation: bool = Field(
+        True, description="run evaluate_stage1, 2, ... when the evaluator defines them")
+    cascade_thresholds: list[float] = Field(
+        default_factory=lambda: [0.5, 0.75, 0.9],
+        description="objective a program needs after stage k to run stage k+1 "
+        "(OpenEvolve's defaults)")
     test_timeout: float = Field(600.0, gt=0, description="seconds for the test-split score")
     isolation: Literal["fork", "spawn"] = Field(
         "fork", description="fork: workers fork a child per candidate; spawn: new interpreter"
@@ -109,6 +115,14 @@ class LLMConfig(BaseModel):
     models: list[LLMModelConfig] = Field(default_factory=list)
 
 
+class ProblemFiles(_Model):
+    """Where a problem's files are when they are not the folder's standard names."""
+
+    program: str
+    evaluator: str
+    config: str | None = None
+
+
 class RunConfig(_Model):
     """Everything a run needs to know, with sane defaults."""
 
@@ -129,6 +143,14 @@ class RunConfig(_Model):
     score_round: int | None = Field(
         None, description="decimals the objective is rounded to before comparison"
     )
+    language: str | None = Field(
+        None, description="the program's language (default: from the file suffix)")
+    file_suffix: str | None = Field(
+        None, description="suffix of the candidate file (default: the initial program's)")
+    allow_failing_initial: bool = Field(
+        False, description="start the run even when the initial program fails")
+    problem_files: ProblemFiles | None = Field(
+        None, description="set by the CLI for 'evoforge run PROGRAM EVALUATOR'")
 
     @property
     def maximize(self) -> bool:
@@ -153,27 +175,54 @@ _OPENEVOLVE_LLM_KEYS = {
     "retry_delay",
     "models",
     "evaluator_models",
+    # evoforge's own llm keys, read by the LLM proposer
+    "modes",
+    "mutation_operators",
+    "novelty_threshold",
+    "fuzzy_similarity",
+    "num_ideas",
 }
 
 
-def _llm_from_openevolve(section: dict[str, Any]) -> dict[str, Any]:
+_ENV_REF = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
+
+
+def _llm_from_openevolve(section: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """OpenEvolve's ``llm`` section as evoforge's: section-level settings reach every model.
+
+    As OpenEvolve's ``LLMConfig.__post_init__`` and ``update_model_params``
+    (``openevolve/config.py``): ``api_base`` and ``retries`` reach each entry of
+    ``models`` that does not set them itself; ``api_key: ${VAR}`` names a variable.
+    """
     out: dict[str, Any] = {k: v for k, v in section.items() if k != "models"}
+    shared: dict[str, Any] = {}
+    if section.get("api_base"):
+        shared["api_base"] = section["api_base"]
+    if section.get("retries") is not None:
+        shared["max_retries"] = section["retries"]
+    key = section.get("api_key")
+    if isinstance(key, str) and key:
+        ref = _ENV_REF.match(key.strip())
+        if ref:  # ${VAR}: the key lives in the environment, which is where evoforge reads it
+            shared["api_key_env"] = ref.group(1)
+        else:
+            warnings.append("llm.api_key (evoforge reads keys from the environment only)")
+    if section.get("top_p") is not None:
+        warnings.append("llm.top_p (not sent; temperature is)")
     models: list[dict[str, Any]] = []
     for entry in section.get("models") or []:
         if isinstance(entry, dict) and "name" in entry:
-            models.append(dict(entry))
+            models.append({**shared, **{k: v for k, v in entry.items() if v is not None}})
     # OpenEvolve's defaults: the secondary model weighs 0.2 and is dropped at 0
     for prefix, default_weight in (("primary", 1.0), ("secondary", 0.2)):
         name = section.get(f"{prefix}_model")
         weight = section.get(f"{prefix}_model_weight", default_weight)
         if name and weight:
-            models.append(
-                {"name": name, "api_base": section.get("api_base"), "weight": weight}
-            )
+            models.append({**shared, "name": name, "weight": weight})
     out["models"] = models
-    for key in ("primary_model", "secondary_model", "primary_model_weight",
-                "secondary_model_weight"):
-        out.pop(key, None)
+    for k in ("primary_model", "secondary_model", "primary_model_weight",
+              "secondary_model_weight", "api_key", "top_p", "retries"):
+        out.pop(k, None)
     return out
 
 
@@ -202,7 +251,8 @@ def normalize(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     simple = {"max_iterations", "max_time", "target", "random_seed", "workers",
-              "diff_based_evolution", "score_round", "system_message"}
+              "diff_based_evolution", "score_round", "system_message", "language",
+              "file_suffix", "allow_failing_initial", "problem_files"}
     for key, value in raw.items():
         if key in _SECTIONS and value is not None and not isinstance(value, dict):
             raise TypeError(f"'{key}' must be a mapping of keys, not {type(value).__name__}")
@@ -244,12 +294,16 @@ def normalize(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
                 out["system_message"] = value["system_message"]
             warnings.extend(f"prompt.{k}" for k in value if k != "system_message")
         elif key == "llm" and isinstance(value, dict):
-            out["llm"] = _llm_from_openevolve(value)
+            out["llm"] = _llm_from_openevolve(value, warnings)
             warnings.extend(
                 f"llm.{k}" for k in value if k not in _OPENEVOLVE_LLM_KEYS
             )
         else:
             warnings.append(key)
+    if out.get("diff_based_evolution") is False:
+        # OpenEvolve then asks for whole programs: no diff mode unless llm.modes says so
+        llm = out.setdefault("llm", {})
+        llm.setdefault("modes", ["rewrite", "crossover", "plan"])
     return out
 
 
@@ -292,9 +346,12 @@ def load_config(path: Path | None, warnings: list[str] | None = None) -> RunConf
         config = RunConfig.model_validate(data)
     except (ValidationError, TypeError) as exc:
         raise ConfigError(f"{path}: {_first_error(exc)}") from None
-    if warnings is not None:
-        warnings.extend(f"{path.name}: '{k}' has no counterpart in evoforge; ignored"
-                        for k in ignored)
+    if warnings is not None and ignored:
+        # one line: a dozen lines of ignored logging keys would bury the one that matters
+        noun = "key has" if len(ignored) == 1 else f"{len(ignored)} keys have"
+        warnings.append(f"{path.name}: {noun} no counterpart in evoforge and "
+                        f"{'is' if len(ignored) == 1 else 'are'} ignored: "
+                        + ", ".join(ignored))
     return config
 
 

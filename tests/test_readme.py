@@ -47,3 +47,11 @@ def test_readme_example_runs_and_improves(tmp_path: Path) -> None:
     out = tmp_path / "best_approx.py"
     assert cli("best", "--out", str(out)).returncode == 0
     assert "def approx(x):" in out.read_text()
+
+
+def test_make_run_stores_where_the_next_readme_command_looks() -> None:
+    # the README's next command is 'evoforge status', which reads ./evoforge.db
+    recipe = subprocess.run(["make", "-n", "run"], cwd=ROOT, text=True, capture_output=True,
+                            timeout=60, check=True).stdout
+    line = next(ln for ln in recipe.splitlines() if "evoforge run bin_packing" in ln)
+    assert "--storage" not in line

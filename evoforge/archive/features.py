@@ -17,6 +17,9 @@ Built-in features:
   at most 2. Binned over ``[0, 1]`` unless ``min``/``max`` are given; larger
   values clip to the last bin.
 
+* ``score`` (OpenEvolve's name): the candidate's objective; the run loop passes it
+  as the metric ``score`` unless the evaluator returns a metric of that name.
+
 Any other feature name is read from the evaluation metrics, so that a problem
 declares its own features by returning them as metrics. Such a feature is
 binned over its configured ``min``/``max`` when given; a missing bound is

@@ -46,6 +46,7 @@ class EvalJob:
         max_processes: processes the evaluation may run at once (where enforceable).
         network: whether the evaluation may use the network.
         probe_arguments: for the probe pseudo-function, inputs from the config.
+        program_suffix: suffix of the candidate's file (``.py``, ``.rs``, ...).
     """
 
     code: str
@@ -58,6 +59,7 @@ class EvalJob:
     max_processes: int = 64
     network: bool = False
     probe_arguments: list[list[Any]] | None = None
+    program_suffix: str = ".py"
 
 
 @dataclass
@@ -194,6 +196,12 @@ def _exit_reason(code: int, job: EvalJob) -> str:
     return f"the evaluation process exited with code {code} before returning a result (os._exit?)"
 
 
+# how a refused network call reads in an error (no route, no name resolution)
+_NETWORK_SIGNS = ("Network is unreachable", "Temporary failure in name resolution",
+                  "Name or service not known", "No address associated with hostname",
+                  "nodename nor servname")
+
+
 def interpret(job: EvalJob, result_path: Path, returncode: int | None, timed_out: bool,
               artifacts: dict[str, Any], seconds: float) -> EvalOutcome:
     """Turn how an evaluation process ended (and its result file) into an outcome."""
@@ -216,8 +224,9 @@ def interpret(job: EvalJob, result_path: Path, returncode: int | None, timed_out
             error = f"wrote more than the {job.file_mb} MiB file-size limit: {error}"
         elif "Read-only file system" in error:
             error = f"tried to write outside its temporary directory: {error}"
-        elif "Network is unreachable" in error:
-            error = f"tried to use the network, which candidates do not have: {error}"
+        elif any(sign in error for sign in _NETWORK_SIGNS):
+            error = (f"tried to use the network, which evaluations do not have (set "
+                     f"evaluator.network: true in the config to allow it): {error}")
         elif "Resource temporarily unavailable" in error and "BlockingIOError" in error:
             error = f"hit the limit of {job.max_processes} processes (fork bomb?): {error}"
         return EvalOutcome("failed", artifacts=artifacts, seconds=seconds, error=error)
@@ -225,11 +234,29 @@ def interpret(job: EvalJob, result_path: Path, returncode: int | None, timed_out
     return EvalOutcome("ok", metrics=result["metrics"], artifacts=artifacts, seconds=seconds)
 
 
+# names the evaluation writes in its directory; problem files by these names are not linked
+_OWN_NAMES = {"job.json", "result.json", "result.json.tmp", "stdout.txt", "stderr.txt"}
+
+
 def make_workdir(job: EvalJob, base: Path | None = None) -> tuple[Path, Path, Path]:
-    """A fresh temporary directory holding the program: (workdir, program, result path)."""
+    """A fresh temporary directory holding the program: (workdir, program, result path).
+
+    The problem folder's entries are linked into it, so that relative paths in the
+    evaluator (``open("data.csv")``, ``subprocess.run(["python", "submit.py"])``)
+    resolve against the problem folder as under OpenEvolve, while new files land
+    in the temporary directory. Where file-system isolation holds, the linked
+    files are read-only to the candidate.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="evoforge-eval-", dir=base))
-    program_path = workdir / PROGRAM_NAME
+    program_path = workdir / (Path(PROGRAM_NAME).stem + job.program_suffix)
     program_path.write_text(job.code)
+    problem_dir = job.evaluator_path.parent
+    with contextlib.suppress(OSError):
+        for entry in problem_dir.iterdir():
+            if entry.name in _OWN_NAMES or entry.name == program_path.name:
+                continue
+            with contextlib.suppress(OSError):
+                (workdir / entry.name).symlink_to(entry.resolve())
     return workdir, program_path, workdir / "result.json"
 
 

@@ -78,11 +78,14 @@ class ForkServer:
     async def start(self) -> None:
         """Start the worker and wait until it has imported the evaluator."""
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "evoforge.evaluation.forkserver", str(self.evaluator_path),
+            sys.executable, "-m", "evoforge.evaluation.forkserver",
+            str(self.evaluator_path.resolve()),
             "1" if self.network else "0", str(self.max_processes), str(self.scratch),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL, env={**os.environ, **_CHILD_ENV},
             start_new_session=True, limit=1 << 20,
+            # the evaluator's import sees relative paths as under OpenEvolve
+            cwd=self.evaluator_path.parent,
         )
         # a worker whose executor is dropped without close() must not outlive it
         self._finalizer = weakref.finalize(self, _terminate, self.proc.pid)

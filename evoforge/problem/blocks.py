@@ -14,7 +14,10 @@ from dataclasses import dataclass
 START_MARKER = "EVOLVE-BLOCK-START"
 END_MARKER = "EVOLVE-BLOCK-END"
 
-_MARKER_RE = re.compile(r"^[ \t]*#[ \t]*(EVOLVE-BLOCK-START|EVOLVE-BLOCK-END)\b.*$")
+# a marker line is a comment in the program's language: # (Python, R, shell),
+# // or /* (Rust, C, JavaScript, Go), -- (SQL, Lua, Haskell), ; (Lisp), % (MATLAB)
+_MARKER_RE = re.compile(
+    r"^[ \t]*(?:#|//+|/\*+|--|;+|%+|<!--)[ \t]*(EVOLVE-BLOCK-START|EVOLVE-BLOCK-END)\b.*$")
 # Python's own line ends only (str.splitlines would also split at \f, \x1c, \u2028, ...)
 _LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
 
@@ -30,11 +33,13 @@ class Template:
     ``fixed`` always has one more element than ``regions``: the program is
     ``fixed[0] + regions[0] + fixed[1] + ... + regions[-1] + fixed[-1]``.
     Each region is the exact text between the end of a START marker line and
-    the beginning of the matching END marker line.
+    the beginning of the matching END marker line. ``language`` is the program's
+    language (only Python programs are parsed and mutated model-free).
     """
 
     fixed: tuple[str, ...]
     regions: tuple[str, ...]
+    language: str = "python"
 
     def render(self, regions: list[str] | tuple[str, ...]) -> str:
         """Return the program with ``regions`` spliced in place of the original ones."""
@@ -55,6 +60,11 @@ class Template:
     def source(self) -> str:
         """The original program text."""
         return self.render(self.regions)
+
+
+def whole_file(source: str) -> Template:
+    """A template whose one region is all of ``source`` (a program without markers)."""
+    return Template(fixed=("", ""), regions=(source,))
 
 
 def parse_blocks(source: str) -> Template:
@@ -104,6 +114,8 @@ def extract_regions(template: Template, program: str) -> list[str]:
     Raises:
         BlockError: if ``program`` changed text outside the regions.
     """
+    if template.fixed == ("", ""):  # a whole-file template: the program is its region
+        return [program]
     other = parse_blocks(program)
     if other.fixed != template.fixed:
         raise BlockError("the program changed text outside its evolve regions")

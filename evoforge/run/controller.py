@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Callable
@@ -14,13 +15,14 @@ from evoforge.archive import Archive, FeatureSpace
 from evoforge.candidate import Candidate, Status, normalized_hash
 from evoforge.config import RunConfig
 from evoforge.evaluation.child import PROBE
-from evoforge.evaluation.sandbox import EvalJob, EvalOutcome, check_metrics
+from evoforge.evaluation.sandbox import EvalJob, EvalOutcome
 from evoforge.executors.base import Executor
 from evoforge.problem.blocks import BlockError, extract_regions
 from evoforge.problem.loader import Problem
 from evoforge.proposers.base import Proposal, Proposer
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.proposers.mutation.operators import statement_deletions
+from evoforge.run.objective import error_text, fitness_of, objective_of, unwrap
 from evoforge.storage.base import RunRecord, Storage
 
 # A proposer that only yields duplicates or nothing must not spin forever.
@@ -74,6 +76,7 @@ class RunResult:
     best: Candidate | None
     initial: Candidate | None
     summary: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -106,27 +109,6 @@ class Events:
         """A line worth showing the user."""
 
 
-def objective_of(config: RunConfig, metrics: dict[str, Any]) -> tuple[float | None, str | None]:
-    """The objective value from ``metrics``, or None and the reason it is missing."""
-    name = config.objective.metric
-    if name in metrics:
-        return float(metrics[name]), None
-    if name == "combined_score":
-        # OpenEvolve's convention: without combined_score, average the numeric metrics
-        values = [float(v) for v in metrics.values()]
-        if values:
-            return sum(values) / len(values), None
-    return None, f"the evaluator returned no {name!r} metric (the objective)"
-
-
-def fitness_of(config: RunConfig, score: float) -> float:
-    """``score`` oriented so that higher is better, rounded if the config says so."""
-    value = score if config.maximize else -score
-    if config.score_round is not None:
-        value = round(value, config.score_round)
-    return value
-
-
 class Evolution:
     """One session of a run: resumes whatever the storage holds, then evolves.
 
@@ -152,8 +134,9 @@ class Evolution:
         self.run = run
         self.executor = executor
         self.config = config
-        self.max_time = max_time
-        self.target = target
+        # the flags win; else config.yaml's max_time and target (OpenEvolve's keys)
+        self.max_time = max_time if max_time is not None else config.max_time
+        self.target = target if target is not None else config.target
         self.max_cost = max_cost
         self.cost_spent = 0.0
         self.novelty = novelty
@@ -167,6 +150,12 @@ class Evolution:
         self._since_stats = 0
         self._best: Candidate | None = None
         self._initial: Candidate | None = None
+        self._failed_initial: Candidate | None = None
+        self._stopping: asyncio.Event | None = None
+        # an ok candidate with a nonzero score, and one with a zero score (for the
+        # warning when every score is 0.0: usually a broken evaluation, not a bad program)
+        self._nonzero_seen = False
+        self._zero_example: Candidate | None = None
         self._hashes: dict[str, int] = {}
         self._requeue: list[Candidate] = []
         self._next_seq = 0
@@ -217,6 +206,10 @@ class Evolution:
             done += 1
             if cand.status == Status.OK:
                 self._place(cand)
+            elif cand.seq == 0 and self.config.allow_failing_initial:
+                self._adopt_failed_initial(cand)
+            elif cand.seq == 0:
+                self._failed_initial = cand
             self.archive.on_evaluated(done, replay_rng)
         if self.run.proposer_stats:
             self.proposer.load_stats(self.run.proposer_stats)
@@ -224,7 +217,57 @@ class Evolution:
             # a resumed session continues with its own deterministic stream
             self.rng = random.Random(f"{self.run.seed}:{self._next_seq}")
 
+    def _adopt_failed_initial(self, cand: Candidate) -> None:
+        """Use a failed initial program as the first parent (``allow_failing_initial``).
+
+        It enters the archive in memory only, ranked below every ok candidate; the
+        stored record stays failed.
+        """
+        try:
+            features = self.features.compute(cand.code, {**cand.metrics, "score": 0.0})
+        except (KeyError, TypeError):
+            features = {name: 0.0 for name in self.features.names}
+        parent = replace(cand, status=Status.OK, fitness=-math.inf, features=features)
+        self._initial = parent
+        self.archive.add_initial(parent)
+
+    def _initial_failure(self, cand: Candidate) -> str:
+        """The one-line stop for an initial program that failed, with the right advice."""
+        program = self.problem.program_path.name
+        error = cand.error or "no reason given"
+        if cand.status == Status.TIMEOUT:
+            advice = (f"make {program} faster or raise evaluator.timeout in "
+                      f"{self.problem.config_name}")
+        elif "No module named" in error:
+            advice = "install the missing package in the environment evoforge runs in"
+        elif error.startswith("importing the evaluator failed"):
+            advice = ("the evaluator cannot run here: install what it needs (a tool, a "
+                      "package, data) where evoforge runs")
+        elif cand.metrics:
+            # the evaluator answered, but its metrics do not fit the configuration
+            advice = (f"set objective or feature_dimensions in {self.problem.config_name} "
+                      "to metrics the evaluator returns")
+        else:
+            advice = f"fix {program}"
+        return (f"the initial program failed its evaluation: {error}; {advice} "
+                "(or start anyway with --allow-failing-initial)")
+
+    def _zero_warning(self) -> str | None:
+        """A warning when every ok candidate scored exactly 0.0."""
+        cand = self._zero_example
+        if self._nonzero_seen or cand is None:
+            return None
+        reported = error_text(cand.metrics, cand.artifacts)
+        why = f"; candidate {cand.id} reports: {reported}" if reported else ""
+        return (f"every score was 0.0{why}; the evaluation may be broken "
+                f"(see 'evoforge show {cand.id}')")
+
     def _place(self, cand: Candidate) -> None:
+        if cand.score is not None:
+            if cand.score != 0.0:
+                self._nonzero_seen = True
+            elif self._zero_example is None:
+                self._zero_example = cand
         if cand.seq == 0:
             self._initial = cand
             self.progress.initial_score = cand.score
@@ -386,7 +429,8 @@ class Evolution:
                        function=function, timeout=timeout, memory_mb=ev.memory_mb,
                        output_cap_kb=ev.output_cap_kb, file_mb=ev.file_mb,
                        max_processes=ev.max_processes, network=ev.network,
-                       probe_arguments=ev.probe_inputs if function == PROBE else None)
+                       probe_arguments=ev.probe_inputs if function == PROBE else None,
+                       program_suffix=self.problem.file_suffix)
 
     def _judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
         """Turn an outcome into the fields stored with the candidate."""
@@ -395,27 +439,35 @@ class Evolution:
         if outcome.status != "ok":
             fields.update(status=Status(outcome.status), error=outcome.error)
             return fields
-        problem = check_metrics(outcome.metrics)
-        score, missing = objective_of(self.config, outcome.metrics) if not problem else (None,
-                                                                                        None)
+        metrics, extra = unwrap(outcome.metrics or {})
+        if extra:
+            fields["artifacts"] = {**extra, **(outcome.artifacts or {})}
+        score, reason = objective_of(self.config, metrics, self.features.names)
         features: dict[str, float] | None = None
-        if problem is None and missing is None:
+        if reason is None and score is not None:
+            # OpenEvolve's built-in 'score' feature: the objective, unless the
+            # evaluator returns a metric of that name itself
+            values = metrics if "score" in metrics else {**metrics, "score": score}
             try:
-                features = self.features.compute(code, outcome.metrics)
-            except KeyError as exc:
-                problem = f"feature {exc.args[0]!s}"
-        reason = problem or missing
+                features = self.features.compute(code, values)
+            except (KeyError, TypeError) as exc:
+                reason = str(exc.args[0])
         if reason is not None or score is None:
-            fields.update(status=Status.FAILED, error=reason, metrics=outcome.metrics or None)
+            fields.update(status=Status.FAILED, error=reason, metrics=metrics or None)
             return fields
         fields.update(status=Status.OK, score=score, fitness=fitness_of(self.config, score),
-                      metrics=outcome.metrics, features=features)
+                      metrics=metrics, features=features)
         return fields
 
     @property
     def _stage_functions(self) -> list[str]:
-        """``evaluate_stage1``, ``evaluate_stage2``, ... as far as the evaluator defines them."""
+        """``evaluate_stage1``, ``evaluate_stage2``, ... as far as the evaluator defines them.
+
+        Empty when the config turns the cascade off (``cascade_evaluation: false``).
+        """
         names: list[str] = []
+        if not self.config.evaluator.cascade_evaluation:
+            return names
         while f"evaluate_stage{len(names) + 1}" in self.problem.evaluator_functions:
             names.append(f"evaluate_stage{len(names) + 1}")
         return names
@@ -426,8 +478,11 @@ class Evolution:
     async def _run_stages(self, code: str) -> dict[str, Any]:
         """Evaluate ``code``: the cascade of stages if the evaluator has one, else evaluate.
 
-        A candidate stops at the first stage whose objective misses its threshold;
-        each stage's metrics and seconds are kept.
+        As OpenEvolve's ``Evaluator._cascade_evaluate`` (``openevolve/evaluator.py``):
+        a program whose objective misses the threshold after a stage stops there and
+        keeps the metrics of the stages it ran; it is an ok candidate, not a failure.
+        Its last stage record says ``"stopped": true`` and the threshold it missed.
+        A stage that crashes or times out fails the candidate.
         """
         stages = self._stage_functions
         if not stages:
@@ -451,15 +506,12 @@ class Evolution:
             fields = self._judge(code, outcome)
             fields["stages"] = record
             if fields["status"] != Status.OK:
-                if outcome.status == "ok" and fields.get("error"):
+                if fields.get("error"):
                     fields["error"] = f"stage {index + 1}: {fields['error']}"
                 return fields
             if index < len(thresholds) and index < len(stages) - 1 and not self._passes(
                     fields["score"], thresholds[index]):
-                fields.update(status=Status.FAILED, score=None, fitness=None, features=None,
-                              error=(f"cascade: stage {index + 1} objective "
-                                     f"{fields['score']:g} misses threshold "
-                                     f"{thresholds[index]:g}"))
+                record[-1].update(stopped=True, threshold=thresholds[index])
                 return fields
         return fields
 
@@ -549,6 +601,8 @@ class Evolution:
         """Ask the loop to stop: no new proposals; running evaluations are cancelled."""
         if self._stop_reason is None:
             self._stop_reason = reason
+        if self._stopping is not None:  # wake the loop even while evaluations run
+            self._stopping.set()
 
     def _check_stop(self, deadline: float | None) -> None:
         p = self.progress
@@ -574,11 +628,18 @@ class Evolution:
             RunError: if the initial program fails its evaluation.
         """
         self._restore()
+        if self._failed_initial is not None:  # resuming a run whose initial program failed
+            raise RunError(self._initial_failure(self._failed_initial))
         started = time.monotonic()
         deadline = started + self.max_time if self.max_time is not None else None
         session_evals = 0
         self.storage.update_run(self.run.id, status="running")
         in_flight: dict[asyncio.Task[tuple[_Pending, dict[str, Any]] | None], int] = {}
+        # a stop request (Ctrl-C) must not wait for a long evaluation to finish
+        self._stopping = asyncio.Event()
+        if self._stop_reason is not None:
+            self._stopping.set()
+        stop_waiter = asyncio.ensure_future(self._stopping.wait())
         dispatched = 0
         try:
             if self._next_seq == 0:
@@ -619,8 +680,9 @@ class Evolution:
                     break
                 self.progress.running = len(in_flight)
                 wait = None if deadline is None else max(deadline - time.monotonic(), 0.01)
-                done, _ = await asyncio.wait(in_flight, timeout=wait,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                waited, _ = await asyncio.wait([*in_flight, stop_waiter], timeout=wait,
+                                               return_when=asyncio.FIRST_COMPLETED)
+                done = [t for t in in_flight if t in waited]
                 for finished in sorted(done, key=lambda t: in_flight[t]):
                     result = finished.result()
                     del in_flight[finished]
@@ -630,15 +692,15 @@ class Evolution:
                     cand = self._finish(pending_done, fields)
                     session_evals += 1
                     if cand.seq == 0 and cand.status != Status.OK:
-                        raise RunError(
-                            f"the initial program failed its evaluation: {cand.error}; "
-                            "fix initial_program.py or evaluator.py"
-                        )
+                        if not self.config.allow_failing_initial:
+                            raise RunError(self._initial_failure(cand))
+                        self._adopt_failed_initial(cand)
                 elapsed = time.monotonic() - started
                 self.progress.evals_per_second = session_evals / elapsed if elapsed else 0.0
                 if self._stop_reason is not None and in_flight:
                     break
         finally:
+            stop_waiter.cancel()
             for running in in_flight:
                 running.cancel()
             for running in in_flight:
@@ -653,8 +715,9 @@ class Evolution:
                 status="stopped" if self._stop_reason else "failed",
             )
         reason = self._stop_reason or "done"
+        zero = self._zero_warning()
         return RunResult(stop_reason=reason, progress=self.progress, best=self._best,
-                         initial=self._initial)
+                         initial=self._initial, warnings=[zero] if zero else [])
 
     async def score_test(self, candidate: Candidate) -> float | None:
         """The objective of ``candidate`` on the held-out test split, or None."""
@@ -665,9 +728,9 @@ class Evolution:
     async def score_code(self, code: str, function: str = "evaluate") -> float | None:
         """Evaluate any program with ``function``; its objective, or None if it failed."""
         outcome = await self.executor.evaluate(self._job(code, function))
-        if outcome.status != "ok" or check_metrics(outcome.metrics):
+        if outcome.status != "ok":
             return None
-        score, _ = objective_of(self.config, outcome.metrics)
+        score, _ = objective_of(self.config, outcome.metrics, self.features.names)
         return score
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from evoforge.config import LLMModelConfig, RunConfig
+from evoforge.config import LLMConfig, LLMModelConfig, ProblemFiles, RunConfig
 from evoforge.executors.base import Executor
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem.loader import Problem, ProblemError, load_problem
@@ -59,7 +59,21 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
         overrides["random_seed"] = seed
     if workers is not None:
         overrides["workers"] = workers
+    if not problem.builtin:
+        # resume finds the same files, whatever their names
+        overrides["problem_files"] = ProblemFiles(
+            program=str(problem.program_path), evaluator=str(problem.evaluator_path),
+            config=str(problem.config_path) if problem.config_path else None)
     config = problem.config.model_copy(update=overrides)
+    if not problem.is_python:
+        if not config.llm.models:
+            raise RunError(
+                f"{problem.program_path.name}: the model-free operators mutate Python only "
+                f"and this program is {problem.language}; give --llm MODEL or models in "
+                f"{problem.config_name}")
+        # only the model writes the program; Python operators would only fail on it
+        config = config.model_copy(update={"llm": LLMConfig.model_validate(
+            {**config.llm.model_dump(), "mutation_operators": False})})
     if config.random_seed is None:
         # OpenEvolve's "no seed": draw one, and store it so the run can be replayed
         config = config.model_copy(update={"random_seed": secrets.randbelow(2**31)})
@@ -68,7 +82,7 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
         MutationProposer(problem.template, config.mutation)
         specs_from_config(config)
     except (ValueError, ValidationError) as exc:
-        raise RunError(f"{problem.path / 'config.yaml'}: {exc}".splitlines()[0]) from None
+        raise RunError(f"{problem.path / problem.config_name}: {exc}".splitlines()[0]) from None
     return storage.create_run(
         name=run_name or default_run_name(storage, problem.name),
         problem=problem.name,
@@ -82,7 +96,13 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
 def problem_of(run: RunRecord) -> Problem:
     """Load the problem a run was made for, from the folder it was loaded from."""
     path = Path(run.problem_path)
+    files = (run.config or {}).get("problem_files") or {}
     try:
+        if files.get("program"):
+            config = files.get("config")
+            return load_problem(path, program=Path(files["program"]),
+                                evaluator=Path(files["evaluator"]),
+                                config=Path(config) if config else None)
         return load_problem(path if path.is_dir() else run.problem)
     except ProblemError as exc:
         raise RunError(f"run {run.name!r}: its problem cannot be loaded: {exc}") from None
