@@ -36,9 +36,14 @@ RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="Ray cluster address (default: a local Ray instance).")]
 LLMOpt = Annotated[list[str] | None, typer.Option(
     "--llm", help="A model, repeatable: openai:MODEL, http://HOST:PORT/v1:MODEL, "
-                  "local:smollm2.")]
+                  "local:smollm2; append @IN/OUT for its price in dollars per million "
+                  "prompt/completion tokens (openai:gpt-4.1-mini@0.4/1.6).")]
 MaxCostOpt = Annotated[float | None, typer.Option(
-    "--max-cost", help="Stop cleanly once the models cost this many US dollars.")]
+    "--max-cost", help="Stop cleanly once the models cost this many US dollars "
+                       "(kept for resume).")]
+MaxTokensOpt = Annotated[int | None, typer.Option(
+    "--max-tokens", help="Stop cleanly once the models used this many tokens, prompt and "
+                         "completion, in the whole run (kept for resume).")]
 
 
 class CLIError(Exception):
@@ -96,7 +101,8 @@ def _find_run(storage: Storage, name: str | None) -> RunRecord:
 
 def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time: float | None,
              target: float | None, executor: str = "local",
-             ray_address: str | None = None, max_cost: float | None = None) -> RunResult:
+             ray_address: str | None = None, max_cost: float | None = None,
+             max_tokens: int | None = None) -> RunResult:
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.completed}/{task.total} evals"),
@@ -112,7 +118,7 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
         try:
             return execute(storage, run, workers=workers, max_time=max_time, target=target,
                            events=events, executor=executor, ray_address=ray_address,
-                           max_cost=max_cost)
+                           max_cost=max_cost, max_tokens=max_tokens)
         except RunError as exc:
             raise CLIError(str(exc)) from None
 
@@ -159,6 +165,7 @@ def run(
     no_llm: Annotated[bool, typer.Option(
         "--no-llm", help="Ignore the models of config.yaml: evolve model-free.")] = False,
     max_cost: MaxCostOpt = None,
+    max_tokens: MaxTokensOpt = None,
 ) -> None:
     """Evolve PROBLEM (a folder or a built-in name) until a budget stops it."""
     try:
@@ -178,7 +185,8 @@ def run(
     console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "
                   f"seed {record.seed}, storage {storage}")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
-                      executor=executor, ray_address=ray_address, max_cost=max_cost)
+                      executor=executor, ray_address=ray_address, max_cost=max_cost,
+                      max_tokens=max_tokens)
     _print_result(record, result)
 
 
@@ -194,6 +202,7 @@ def resume(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     max_cost: MaxCostOpt = None,
+    max_tokens: MaxTokensOpt = None,
 ) -> None:
     """Continue a run where it stopped (after a budget, Ctrl-C or a crash)."""
     store = _open(storage)
@@ -205,7 +214,8 @@ def resume(
         record = _find_run(store, record.name)
     console.print(f"resuming run [bold]{record.name}[/] up to {record.budget} evaluations")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
-                      executor=executor, ray_address=ray_address, max_cost=max_cost)
+                      executor=executor, ray_address=ray_address, max_cost=max_cost,
+                      max_tokens=max_tokens)
     _print_result(record, result)
 
 

@@ -116,6 +116,31 @@ def _quiet_gguf_progress() -> Callable[[], None]:
     return restore
 
 
+STOP_CHECK_EVERY = 4
+"""Tokens between two calls of a ``stop`` function (decoding the reply costs time)."""
+
+
+def transformers_stopping(tokenizer: Any, n_prompt: int, stop: Callable[[str], bool],
+                          stopped: list[bool]) -> Any:
+    """A transformers ``StoppingCriteriaList`` that ends generation once ``stop`` says
+    so of the decoded reply; sets ``stopped[0]`` when it did."""
+    transformers = importlib.import_module("transformers")
+
+    class _Stop(transformers.StoppingCriteria):  # type: ignore[name-defined]
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            new = input_ids.shape[1] - n_prompt
+            if new < 1 or new % STOP_CHECK_EVERY:
+                return False
+            text = tokenizer.decode(input_ids[0, n_prompt:].tolist(),
+                                    skip_special_tokens=True)
+            if stop(text):
+                stopped[0] = True
+                return True
+            return False
+
+    return transformers.StoppingCriteriaList([_Stop()])
+
+
 class LocalModel:
     """SmolLM2-135M-Instruct in this process, one generation at a time.
 
@@ -136,6 +161,7 @@ class LocalModel:
     Attributes:
         load_seconds: seconds the last load took (None before loading).
         path: the GGUF file (None before loading).
+        device: where the model runs, ``cuda:0`` or ``cpu`` (None before loading).
     """
 
     def __init__(self, spec: ModelSpec, *, seed: int = 0, threads: int | None = None,
@@ -159,6 +185,7 @@ class LocalModel:
         self.threads = threads
         self.load_seconds: float | None = None
         self.path: Path | None = None
+        self.device: str | None = None
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
@@ -213,6 +240,10 @@ class LocalModel:
                 hf_logging.enable_progress_bar()
             hf_logging.set_verbosity(verbosity)
         model.eval()
+        if torch.cuda.is_available():
+            # generation on the GPU when torch sees one; the CPU otherwise
+            model = model.to("cuda")
+        self.device = str(model.device)
         self._torch, self._tokenizer, self._model, self.path = torch, tokenizer, model, path
         self.load_seconds = time.perf_counter() - started
 
@@ -222,13 +253,19 @@ class LocalModel:
 
     async def complete(self, messages: list[dict[str, Any]], *,
                        temperature: float | None = None,
-                       max_tokens: int | None = None) -> Completion:
+                       max_tokens: int | None = None,
+                       stop: Callable[[str], bool] | None = None) -> Completion:
         """One chat completion, generated in a worker thread.
 
         Args:
-            messages: OpenAI-style chat messages (``{"role": ..., "content": ...}``).
+            messages: OpenAI-style chat messages (``{"role": ..., "content": ...}``); a
+                final ``assistant`` message is a prefill the reply continues (the
+                returned text starts with it).
             temperature: sampling temperature (None: the spec's); 0 is greedy.
             max_tokens: completion limit (None: the spec's).
+            stop: called with the reply so far every few tokens; True ends the
+                reply there (``finish_reason`` ``stop``): a small model that has
+                written a usable block need not ramble on.
 
         Returns:
             The completion: ``finish_reason`` is ``stop`` when the model ended its
@@ -245,7 +282,7 @@ class LocalModel:
         started = time.perf_counter()
         self._stats["requests"] += 1
         try:
-            result = await asyncio.to_thread(self._generate, messages, temp, limit)
+            result = await asyncio.to_thread(self._generate, messages, temp, limit, stop)
         except LLMError:
             self._stats["failures"] += 1
             raise
@@ -258,7 +295,7 @@ class LocalModel:
         return result
 
     def _generate(self, messages: list[dict[str, Any]], temperature: float,
-                  max_tokens: int) -> Completion:
+                  max_tokens: int, stop: Callable[[str], bool] | None = None) -> Completion:
         with self._lock:
             self._load_locked()
             torch, tokenizer, model = self._torch, self._tokenizer, self._model
@@ -267,7 +304,7 @@ class LocalModel:
             if torch.get_num_threads() != self.threads:
                 torch.set_num_threads(self.threads)
             prompt = self._prompt(messages)
-            enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+            enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
             n_prompt = int(enc["input_ids"].shape[1])
             context = getattr(model.config, "max_position_embeddings", None)
             if context:
@@ -285,6 +322,12 @@ class LocalModel:
             }
             if eos:
                 kwargs["eos_token_id"] = eos
+            stopped = [False]
+            if stop is not None:
+                prefill = (str(messages[-1].get("content") or "")
+                           if messages and messages[-1].get("role") == "assistant" else "")
+                kwargs["stopping_criteria"] = transformers_stopping(
+                    tokenizer, n_prompt, lambda text: stop(prefill + text), stopped)
             if temperature > 0:
                 kwargs.update(do_sample=True, temperature=temperature, top_p=TOP_P)
             else:
@@ -295,8 +338,10 @@ class LocalModel:
                 out = model.generate(**enc, **kwargs)
             seconds = time.perf_counter() - started
         new = out[0, n_prompt:].tolist()
-        ended = bool(new) and new[-1] in eos
-        text = tokenizer.decode(new, skip_special_tokens=True).strip()
+        ended = (bool(new) and new[-1] in eos) or stopped[0]
+        prefill = (str(messages[-1].get("content") or "")
+                   if messages and messages[-1].get("role") == "assistant" else "")
+        text = prefill + tokenizer.decode(new, skip_special_tokens=True).rstrip()
         self._stats["prompt_tokens"] += n_prompt
         self._stats["completion_tokens"] += len(new)
         self._stats["seconds"] += seconds
@@ -305,16 +350,23 @@ class LocalModel:
                           finish_reason="stop" if ended else "length", seconds=seconds)
 
     def _prompt(self, messages: list[dict[str, Any]]) -> str:
-        """The chat-formatted prompt, ending where the assistant's reply starts."""
+        """The chat-formatted prompt, ending where the assistant's reply starts.
+
+        A final ``assistant`` message is a prefill: the reply continues its text.
+        """
+        prefill = ""
+        if messages and messages[-1].get("role") == "assistant":
+            prefill = str(messages[-1].get("content") or "")
+            messages = messages[:-1]
         tokenizer = self._tokenizer
         if getattr(tokenizer, "chat_template", None):
             text: str = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                       tokenize=False)
-            return text
+            return text + prefill
         # ChatML, the format SmolLM2 was tuned on, when the file carries no template
         parts = [f"<|im_start|>{m.get('role', 'user')}\n{m.get('content', '')}<|im_end|>\n"
                  for m in messages]
-        return "".join(parts) + "<|im_start|>assistant\n"
+        return "".join(parts) + "<|im_start|>assistant\n" + prefill
 
     def _eos_ids(self) -> list[int]:
         """Token ids that end a reply (the tokenizer's and the generation config's)."""
@@ -331,6 +383,7 @@ class LocalModel:
         tokens per second (a copy)."""
         out = dict(self._stats)
         out["load_seconds"] = self.load_seconds
+        out["device"] = self.device
         out["tokens_per_second"] = (out["completion_tokens"] / out["seconds"]
                                     if out["seconds"] > 0 else None)
         return out
