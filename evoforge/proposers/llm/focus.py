@@ -139,11 +139,52 @@ def _find_function(body: str, name: str) -> str | None:
     return None
 
 
+def _open_body(text: str) -> str | None:
+    """The body of a Python fence left open at the end of the reply, if any."""
+    fences = _scan_fences(text)
+    if fences and not fences[-1].closed and fences[-1].lang in PYTHON_LANGUAGES:
+        body = fences[-1].body
+        # the scan ends every line; a reply that stops mid-line has an unfinished one
+        return body if text.endswith(("\n", "\r")) else body.removesuffix("\n")
+    return None
+
+
+def _complete_prefix(body: str, name: str) -> str | None:
+    """Function ``name`` from a block cut off after a top-level ``return`` of its body.
+
+    The reply's last, unfinished line is dropped; of the rest, the longest start
+    that parses and defines ``name`` with a ``return`` directly in its body gives
+    the function up to that first return (whatever came after it would never run).
+    """
+    lines = textwrap.dedent(body).split("\n")
+    lines = lines[:-1]  # the last line is unfinished (or empty after a final newline)
+    for k in range(len(lines), 0, -1):
+        text = "\n".join(lines[:k]) + "\n"
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+                ret = next((s for s in node.body if isinstance(s, ast.Return)), None)
+                if ret is None:
+                    return None
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                end = ret.end_lineno or ret.lineno
+                return "".join(line + "\n" for line in lines[first - 1:end])
+        return None
+    return None
+
+
 def function_done(name: str) -> Callable[[str], bool]:
-    """A stop test for a streaming reply: True once a closed block holds ``name``."""
+    """A stop test for a streaming reply: True once a closed block holds ``name``, or
+    an open block holds it up to a complete top-level ``return``."""
 
     def done(text: str) -> bool:
-        return any(_find_function(body, name) for body in _closed_python_bodies(text))
+        if any(_find_function(body, name) for body in _closed_python_bodies(text)):
+            return True
+        body = _open_body(text)
+        return body is not None and _complete_prefix(body, name) is not None
 
     return done
 
@@ -169,7 +210,8 @@ def apply_function(template: Template, parent_code: str, text: str,
     The reply's closed Python code blocks are read in order; the first that parses
     and defines a function of the target's name gives the new function (anything
     else in the block, or after it, is ignored). A block left open by a cut-off
-    reply is not used.
+    reply is used only when the function in it is complete up to a ``return``
+    directly in its body (the code after that return would never run).
 
     Raises:
         ApplyError: ``truncated`` (cut off before a complete block), ``no_code``,
@@ -178,6 +220,13 @@ def apply_function(template: Template, parent_code: str, text: str,
     bodies = _closed_python_bodies(text)
     for body in bodies:
         source = _find_function(body, target.name)
+        if source is not None:
+            return _splice(template, parent_code, target, source)
+    open_body = _open_body(text)
+    if open_body is not None:
+        # cut off (or stopped) inside the function after its top-level return: the
+        # function is complete up to there
+        source = _complete_prefix(open_body, target.name)
         if source is not None:
             return _splice(template, parent_code, target, source)
     if not bodies and (finish_reason in ("length", "max_tokens")

@@ -142,9 +142,31 @@ def test_apply_expression() -> None:
 
 def test_stop_tests() -> None:
     done = function_done("priority")
-    assert not done("```python\ndef priority(item, bins):\n    return 1\n")
-    assert done("```python\ndef priority(item, bins):\n    return 1\n```")
+    assert not done("```python\ndef priority(item, bins):\n    x = 1\n")
+    assert not done("```python\ndef priority(item, bins):\n    return 1")
+    assert done("```python\ndef priority(item, bins):\n    return 1\n")
+    assert done("```python\ndef priority(item, bins):\n    x = 1\n```")
     assert not done("```python\ndef other():\n    return 1\n```")
     assert not expression_done("```python\ndef f():\n    return (1 +")
     assert not expression_done("```python\ndef f():\n    return 1 + 2")
     assert expression_done("```python\ndef f():\n    return 1 + 2\n")
+
+
+def test_function_cut_off_after_its_return_is_complete() -> None:
+    template = parse_blocks(PROGRAM)
+    priority = region_functions(PROGRAM)[0]
+    prefix = answer_prefix(priority, "function")
+    reply = prefix + "    gap = bins - item\n    return -gap\n    # and then the model ramb"
+    result = apply_function(template, PROGRAM, reply, priority, finish_reason="length")
+    assert ("def priority(item: float, bins: np.ndarray) -> np.ndarray:\n"
+            "    gap = bins - item\n    return -gap\n") in result.code
+    assert "ramb" not in result.code
+    assert function_done("priority")(reply)
+    # a return only inside an if is not the end of the function
+    cut = prefix + "    if item:\n        return -bins\n    x = np.where(bins"
+    assert not function_done("priority")(cut)
+    with pytest.raises(ApplyError) as info:
+        apply_function(template, PROGRAM, cut, priority, finish_reason="length")
+    assert info.value.reason == "truncated"
+    # a return line not yet finished is not complete either
+    assert not function_done("priority")(prefix + "    return -(bins -")
