@@ -235,8 +235,14 @@ def probe(module: Any, program_path: str,
 
 
 def call_function(module: Any, function: str, program_path: str,
-                  probe_arguments: list[list[Any]] | None = None) -> dict[str, Any]:
-    """Call ``module.function(program_path)``; the outcome dict, never an exception."""
+                  probe_arguments: list[list[Any]] | None = None,
+                  profile: bool = False) -> dict[str, Any]:
+    """Call ``module.function(program_path)``; the outcome dict, never an exception.
+
+    With ``profile`` (config ``evaluator.profile``) the call runs under
+    :func:`evoforge.evaluation.profiling.profiled` and the outcome gets the
+    ``profile`` artifact (unless the evaluator set one itself).
+    """
     if function == PROBE:
         try:
             return probe(module, program_path, probe_arguments)
@@ -246,9 +252,22 @@ def call_function(module: Any, function: str, program_path: str,
     if not callable(func):
         return {"error": f"the evaluator has no function {function}()"}
     try:
+        if profile and function != PROBE:
+            return _with_profile(func, program_path)
         return _normalize(func(program_path))
     except BaseException as exc:  # noqa: BLE001
         return _error(exc)
+
+
+def _with_profile(func: Any, program_path: str) -> dict[str, Any]:
+    """The profiling hook: ``func(program_path)`` under the profilers, normalized,
+    with the ``profile`` artifact added."""
+    from evoforge.evaluation.profiling import profiled
+
+    result, report = profiled(func, program_path)
+    out = _normalize(result)
+    out["artifacts"].setdefault("profile", report)
+    return out
 
 
 def write_result(result_path: str, out: dict[str, Any]) -> None:
@@ -274,7 +293,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if error is not None:
         return error
     return call_function(module, job["function"], job["program_path"],
-                         job.get("probe_arguments"))
+                         job.get("probe_arguments"), bool(job.get("profile")))
 
 
 def main() -> None:

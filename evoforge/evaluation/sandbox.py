@@ -46,6 +46,7 @@ class EvalJob:
         max_processes: processes the evaluation may run at once (where enforceable).
         network: whether the evaluation may use the network.
         probe_arguments: for the probe pseudo-function, inputs from the config.
+        profile: record where the candidate spends its time (the ``profile`` artifact).
     """
 
     code: str
@@ -58,6 +59,7 @@ class EvalJob:
     max_processes: int = 64
     network: bool = False
     probe_arguments: list[list[Any]] | None = None
+    profile: bool = False
 
 
 @dataclass
@@ -270,6 +272,7 @@ async def run_isolated(job: EvalJob) -> EvalOutcome:
         "workdir": str(workdir),
         "memory_mb": job.memory_mb,
         "probe_arguments": job.probe_arguments,
+        "profile": job.profile,
     }))
     env = {**os.environ, **_CHILD_ENV}
     cap = job.output_cap_kb * 1024

@@ -383,7 +383,8 @@ class Evolution:
                        function=function, timeout=timeout, memory_mb=ev.memory_mb,
                        output_cap_kb=ev.output_cap_kb, file_mb=ev.file_mb,
                        max_processes=ev.max_processes, network=ev.network,
-                       probe_arguments=ev.probe_inputs if function == PROBE else None)
+                       probe_arguments=ev.probe_inputs if function == PROBE else None,
+                       profile=ev.profile and function == "evaluate")
 
     def _judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
         """Turn an outcome into the fields stored with the candidate."""

@@ -275,3 +275,28 @@ def test_local_smollm2_proposal_is_applied_or_rejected() -> None:
 
     load_s, proposal_s = asyncio.run(propose())
     assert load_s > 0 and proposal_s > 0
+
+
+@pytest.mark.slow
+def test_profile_of_the_parent_reaches_the_prompt(tmp_path: Path) -> None:
+    """ppr with evaluator.profile: the prompt for a child names the parent's hot spots."""
+    digits = iter(range(9, 0, -1))
+
+    def reply(request: dict[str, Any]) -> Reply:
+        return Reply.diff("TOL_DIGITS = 10", f"TOL_DIGITS = {next(digits)}")
+
+    with FakeLLMServer(reply) as server:
+        folder = problem_copy(tmp_path, {"models": [model(server.base_url)],
+                                         "modes": ["diff"], "mutation_operators": False},
+                              source=ROOT / "evoforge" / "problems" / "ppr")
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        config["evaluator"]["profile"] = True
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        proc = evoforge("run", str(folder), "--budget", "3", "--workers", "1", cwd=tmp_path)
+        prompts = [user_text(r.body) for r in server.chat_requests]
+    assert proc.returncode == 0, proc.stderr
+    assert prompts
+    first = prompts[0]
+    assert "profile of one evaluation" in first
+    # the initial ppr spends its time in ppr(), and in out_neighbours() building lists
+    assert "ppr() line" in first and "hottest lines of the evolve regions" in first
