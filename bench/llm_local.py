@@ -83,7 +83,7 @@ def main() -> None:
                 row["completion_tokens"] += proposal.completion_tokens
                 if proposal.rejected is None:
                     row["applied"] += 1
-                    score = train(proposal.code)
+                    score = await asyncio.to_thread(train, proposal.code)
                     if score is not None:
                         row["ok"] += 1
                         row["improved"] += int(score > parent.score)
