@@ -76,7 +76,7 @@ class _ProgressEvents(Events):
         )
 
     def message(self, text: str) -> None:
-        self.bar.console.print(f"[dim]{text}[/]")
+        self.bar.console.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
 
 
 def _open(url: str) -> Storage:

@@ -179,10 +179,9 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
     specs = specs_from_config(config)
     if max_cost is not None and specs and unpriced(specs) and events is not None:
         events.message(
-            f"--max-cost {max_cost:g} cannot be enforced: no price is known for "
-            f"{', '.join(unpriced(specs))}; give one as --llm NAME@IN/OUT (dollars per "
-            "million tokens) or price_in/price_out in config.yaml, or cap tokens with "
-            "--max-tokens")
+            f"--max-cost {max_cost:g} cannot be enforced: unknown price for "
+            f"{', '.join(unpriced(specs))}; give it as --llm NAME@IN/OUT or price_in/"
+            "price_out in config.yaml, or cap tokens with --max-tokens")
 
     async def main() -> RunResult:
         backend: Backend | None = None

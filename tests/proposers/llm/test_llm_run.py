@@ -300,3 +300,57 @@ def test_profile_of_the_parent_reaches_the_prompt(tmp_path: Path) -> None:
     assert "profile of one evaluation" in first
     # the initial ppr spends its time in ppr(), and in out_neighbours() building lists
     assert "ppr() line" in first and "hottest lines of the evolve regions" in first
+
+
+def test_llm_spec_prices() -> None:
+    from evoforge.proposers.llm.prices import price_table
+    from evoforge.proposers.llm.proposer import parse_llm_spec
+
+    spec = parse_llm_spec("openai:gpt-4.1-mini@0.5/2")
+    assert (spec.name, spec.price_in, spec.price_out) == ("gpt-4.1-mini", 0.5, 2.0)
+    spec = parse_llm_spec("http://127.0.0.1:8000/v1:qwen2.5-coder@.2/0.6")
+    assert (spec.api_base, spec.name, spec.price_in, spec.price_out) == (
+        "http://127.0.0.1:8000/v1", "qwen2.5-coder", 0.2, 0.6)
+    # without a price: the shipped table by name, else unknown; the local model is free
+    date, table = price_table()
+    assert date[:2] == "20" and "gpt-4.1-mini" in table
+    spec = parse_llm_spec("openai:gpt-4.1-mini")
+    assert (spec.price_in, spec.price_out) == table["gpt-4.1-mini"]
+    assert parse_llm_spec("http://127.0.0.1:8000/v1:qwen2.5-coder").cost(1, 1) is None
+    assert parse_llm_spec("local:smollm2").cost(10**6, 10**6) == 0.0
+    for bad in ("openai:gpt-4.1-mini@cheap/1", "openai:gpt-4.1-mini@1"):
+        with pytest.raises(ValueError, match="IN/OUT"):
+            parse_llm_spec(bad)
+
+
+@pytest.mark.slow
+def test_caps_from_the_command_line_and_resume(tmp_path: Path) -> None:
+    """--llm NAME@IN/OUT with --max-cost stops the run, and resume keeps the cap;
+    without a price --max-cost says so at start; --max-tokens stops the run."""
+    with FakeLLMServer(lambda r: Reply.text("no code here", prompt_tokens=1000,
+                                             completion_tokens=1000)) as server:
+        priced = f"{server.base_url}:fake-model@1000/1000"  # $2 a reply
+        proc = evoforge("run", "bin_packing", "--budget", "500", "--llm", priced,
+                        "--max-cost", "5", "--run-name", "capped", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "cannot be enforced" not in proc.stdout
+        info = status(tmp_path)
+        assert info["stop_reason"] == "cost"
+        sent = len(server.chat_requests)
+        proc = evoforge("resume", "--run-name", "capped", "--budget", "50", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "stopped: cost" in proc.stdout
+        assert len(server.chat_requests) - sent <= 2  # at most what was already in flight
+
+        unpriced = f"{server.base_url}:fake-model"
+        proc = evoforge("run", "bin_packing", "--budget", "500", "--llm", unpriced,
+                        "--max-cost", "5", "--max-tokens", "10000", "--run-name", "tokens",
+                        cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stdout.splitlines() if "cannot be enforced" in line]
+    assert len(warning) == 1 and "--max-tokens" in warning[0], proc.stdout
+    assert "stopped: tokens" in proc.stdout
+    info = json.loads(evoforge("status", "--run-name", "tokens", "--json",
+                               cwd=tmp_path).stdout)
+    used = sum(m["prompt_tokens"] + m["completion_tokens"] for m in info["models"].values())
+    assert 10000 <= used < 10000 + 2 * 2000
