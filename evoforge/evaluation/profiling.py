@@ -7,9 +7,11 @@ of the candidate's file: the top functions by cumulative time and the hottest
 lines. Evaluators that run the candidate in another process leave nothing to see
 here; the artifact then says so.
 
-It is one self-contained hook: the evaluation child calls it instead of calling
-the evaluator function directly when the job asks for a profile
-(``evaluator.profile: true`` in config.yaml).
+It is one self-contained hook: when the job asks for a profile
+(``evaluator.profile: true`` in config.yaml), the evaluation child calls the
+evaluator function once as usual, for the score, and once more through
+:func:`profiled`, for the report (profilers slow the candidate down, so a speed
+score measured under them would be wrong).
 """
 
 from __future__ import annotations
