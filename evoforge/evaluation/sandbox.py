@@ -273,6 +273,7 @@ async def run_isolated(job: EvalJob) -> EvalOutcome:
         "memory_mb": job.memory_mb,
         "probe_arguments": job.probe_arguments,
         "profile": job.profile,
+        "timeout": job.timeout,
     }))
     env = {**os.environ, **_CHILD_ENV}
     cap = job.output_cap_kb * 1024

@@ -125,6 +125,7 @@ class ForkServer:
             "memory_mb": job.memory_mb, "cpu_seconds": job.timeout + 1,
             "file_mb": job.file_mb, "max_processes": job.max_processes,
             "probe_arguments": job.probe_arguments, "profile": job.profile,
+            "timeout": job.timeout,
         }
         start = time.monotonic()
         pid: int | None = None

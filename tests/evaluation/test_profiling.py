@@ -91,3 +91,13 @@ def test_candidate_run_elsewhere_says_so(tmp_path: Path) -> None:
     path.write_text(PROGRAM)
     _, report = profiled(lambda p: {"combined_score": 1.0}, str(path))
     assert "no time was spent in the evolve regions" in report
+
+
+def test_profile_is_skipped_near_the_timeout(tmp_path: Path) -> None:
+    evaluator = tmp_path / "evaluator.py"
+    evaluator.write_text(EVALUATOR.replace("module.fixed_helper()", "__import__('time')"
+                                           ".sleep(1.0)"))
+    job = EvalJob(code=PROGRAM, evaluator_path=evaluator, timeout=4.0, profile=True)
+    outcome = asyncio.run(run_isolated(job))
+    assert outcome.status == "ok", outcome.error
+    assert outcome.artifacts["profile"].startswith("no profile: the evaluation took")
