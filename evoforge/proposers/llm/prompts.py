@@ -110,7 +110,9 @@ class PromptBuilder:
         notes = [f"{key}: {_tail(parent.artifacts[key], _SMALL_FEEDBACK_CHARS)}"
                  for key in ("profile", "error") if parent.artifacts.get(key)]
         feedback = ("\n".join(notes) + "\n") if notes else ""
+        params, current = _signature(function)
         user = self._fill(f"small_{mode}", summary=_summary(parent.code),
+                          params=params, current=current,
                           metrics=self._objective_text(parent), feedback=feedback,
                           function=function.rstrip("\n"),
                           other_function=(other_function or "").rstrip("\n"),
@@ -147,6 +149,23 @@ def _summary(code: str) -> str:
     except SyntaxError:
         doc = ""
     return doc if len(doc) <= _SUMMARY_CHARS else doc[:_SUMMARY_CHARS] + "..."
+
+
+def _signature(function: str) -> tuple[str, str]:
+    """A function's parameter names (comma-separated) and its final return line."""
+    try:
+        node = ast.parse(function).body[0]
+    except (SyntaxError, IndexError):
+        return "", ""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return "", ""
+    args = node.args
+    names = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+    tail = node.body[-1]
+    current = ""
+    if isinstance(tail, ast.Return) and tail.value is not None:
+        current = "return " + ast.unparse(tail.value)
+    return ", ".join(names), current
 
 
 def parse_ideas(text: str) -> list[str]:

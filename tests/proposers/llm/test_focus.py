@@ -63,7 +63,7 @@ def test_region_functions_only_inside_regions() -> None:
 
 def test_answer_prefix() -> None:
     priority = region_functions(PROGRAM)[0]
-    assert answer_prefix(priority, "function") == "```python\n" + priority.header
+    assert answer_prefix(priority, "function") == "```python\n" + priority.header + "    "
     assert answer_prefix(priority, "expression").endswith(":\n    return ")
 
 
@@ -156,17 +156,44 @@ def test_function_cut_off_after_its_return_is_complete() -> None:
     template = parse_blocks(PROGRAM)
     priority = region_functions(PROGRAM)[0]
     prefix = answer_prefix(priority, "function")
-    reply = prefix + "    gap = bins - item\n    return -gap\n    # and then the model ramb"
+    reply = prefix + "gap = bins - item\n    return -gap\n    # and then the model ramb"
     result = apply_function(template, PROGRAM, reply, priority, finish_reason="length")
     assert ("def priority(item: float, bins: np.ndarray) -> np.ndarray:\n"
             "    gap = bins - item\n    return -gap\n") in result.code
     assert "ramb" not in result.code
     assert function_done("priority")(reply)
     # a return only inside an if is not the end of the function
-    cut = prefix + "    if item:\n        return -bins\n    x = np.where(bins"
+    cut = prefix + "if item:\n        return -bins\n    x = np.where(bins"
     assert not function_done("priority")(cut)
     with pytest.raises(ApplyError) as info:
         apply_function(template, PROGRAM, cut, priority, finish_reason="length")
     assert info.value.reason == "truncated"
     # a return line not yet finished is not complete either
-    assert not function_done("priority")(prefix + "    return -(bins -")
+    assert not function_done("priority")(prefix + "return -(bins -")
+
+
+def test_small_prompt_shows_one_function_and_opens_the_answer() -> None:
+    from evoforge.candidate import Candidate, Status, normalized_hash
+    from evoforge.proposers.llm.prompts import PromptBuilder
+
+    parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial",
+                       code=PROGRAM, code_hash=normalized_hash(PROGRAM), status=Status.OK,
+                       score=-5.0, fitness=-5.0,
+                       metrics={"combined_score": -5.0, "other": 1.0},
+                       artifacts={"profile": "profile of one evaluation: priority() hot"})
+    builder = PromptBuilder(None, None, "combined_score", True)
+    priority = region_functions(PROGRAM)[0]
+    prefix = answer_prefix(priority, "expression")
+    system, user, assistant = builder.small("expression", parent, priority.source,
+                                            prefix=prefix)
+    assert system["role"] == "system" and assistant == {"role": "assistant",
+                                                        "content": prefix}
+    text = user["content"]
+    assert "Score bins." in text  # the program's docstring
+    assert priority.source.strip() in text and "def other" not in text
+    assert "combined_score=-5" in text and "other=1" not in text
+    assert "(item, bins)" in text
+    assert "like: return -np.arange(len(bins), dtype=float)" in text
+    assert "priority() hot" in text  # the parent's profile
+    messages = builder.small("function", parent, priority.source)
+    assert [m["role"] for m in messages] == ["system", "user"]
