@@ -111,15 +111,37 @@ def region_functions(code: str) -> list[FunctionTarget]:
     return found
 
 
-def answer_prefix(target: FunctionTarget, mode: str) -> str:
+def answer_prefix(target: FunctionTarget, mode: str, extend: str | None = None) -> str:
     """The start of the answer a local model continues: an open fence and the
-    function's ``def`` line(s), plus ``return`` in the expression mode."""
+    function's ``def`` line(s), plus ``return`` in the expression mode.
+
+    Args:
+        target: the function.
+        mode: ``function``, ``crossover`` or ``expression``.
+        extend: in the expression mode, an operator (``+``, ``-``, ``*``): the answer
+            starts with the current return expression and that operator, so the
+            model adds one term to it (a value of the same kind, more often than a
+            small model's new expression is).
+    """
     # the body's indentation too: a small model given only the def line tends to
     # close the fence at once or start another def
     prefix = "```python\n" + target.header + "    "
     if mode == "expression":
         prefix += "return "
+        current = current_return(target)
+        if extend and current:
+            prefix += f"({current}) {extend} "
     return prefix
+
+
+def current_return(target: FunctionTarget) -> str | None:
+    """The expression of the target's final ``return`` (None if it has none)."""
+    node = ast.parse(target.source).body[0]
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    tail = node.body[-1]
+    if isinstance(tail, ast.Return) and tail.value is not None:
+        return ast.unparse(tail.value)
+    return None
 
 
 def _closed_python_bodies(text: str) -> list[str]:

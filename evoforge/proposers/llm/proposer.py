@@ -55,6 +55,9 @@ PROMPT_STYLES = ("full", "small")
 _TOKENS_PER_CHAR = 0.5
 _FUNCTION_SLACK = 128
 _EXPRESSION_TOKENS = 64
+# share of a local model's expression proposals that extend the current expression by
+# one term (the rest write a new one)
+_EXTEND_SHARE = 0.5
 
 
 class ChatBackend(Protocol):
@@ -287,14 +290,17 @@ class LLMProposer(Proposer):
             shown = len(target.source) + len(other_source or "")
             limit = int(shown * _TOKENS_PER_CHAR) + _FUNCTION_SLACK
         limit = min(limit, spec.max_tokens)
-        prefix = answer_prefix(target, kind) if local else None
+        extend = None
+        if kind == "expression" and local and rng.random() < _EXTEND_SHARE:
+            extend = rng.choice(("+", "-", "*"))
+        prefix = answer_prefix(target, kind, extend) if local else None
         stop = expression_done if kind == "expression" else function_done(target.name)
         messages = self.prompts.small(kind, parent, target.source, other=other,
                                       other_function=other_source, prefix=prefix)
         parent_ids = [parent.id] + ([other.id] if other is not None else [])
         spent = Proposal(code=parent.code, operator=arm, parent_ids=parent_ids, model=model)
         meta: dict[str, Any] = {"model": model, "asked": kind, "function": target.name,
-                                "max_tokens": limit}
+                                "max_tokens": limit, "extend": extend}
         try:
             if local:
                 reply = await self.backend.complete(model, messages, max_tokens=limit,

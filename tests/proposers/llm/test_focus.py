@@ -65,6 +65,12 @@ def test_answer_prefix() -> None:
     priority = region_functions(PROGRAM)[0]
     assert answer_prefix(priority, "function") == "```python\n" + priority.header + "    "
     assert answer_prefix(priority, "expression").endswith(":\n    return ")
+    assert answer_prefix(priority, "expression", "+").endswith(
+        ":\n    return (-np.arange(len(bins), dtype=float)) + ")
+    template = parse_blocks(PROGRAM)
+    reply = answer_prefix(priority, "expression", "*") + "bins\n"
+    result = apply_expression(template, PROGRAM, reply, priority)
+    assert "    return -np.arange(len(bins), dtype=float) * bins\n" in result.code
 
 
 def test_apply_function_takes_first_complete_block_and_ignores_the_rest() -> None:
