@@ -255,8 +255,8 @@ def apply_function(template: Template, parent_code: str, text: str,
             return _splice(template, parent_code, target, source)
     if not bodies and (finish_reason in ("length", "max_tokens")
                        or any(not f.closed for f in _scan_fences(text))):
-        raise ApplyError("truncated", "the reply was cut off before its first complete "
-                         "code block")
+        raise ApplyError("truncated", "the reply was cut off (or ended) before its first "
+                         "complete code block")
     if not bodies:
         raise ApplyError("no_code", "the reply has no fenced Python code block")
     for body in bodies:
