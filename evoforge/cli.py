@@ -236,6 +236,13 @@ def _model_table(store: Storage, record: RunRecord) -> dict[str, Any]:
                                     "ok": int(row.get(Status.OK, 0))}
             for key in ("prompt_tokens", "completion_tokens", "cost"):
                 entry[key] += row.get(key, 0)
+        client = clients.get(model) or {}
+        if client.get("seconds"):
+            # generation time of the local model (remote clients do not time requests)
+            entry["seconds"] = client["seconds"]
+            entry["tokens_per_second"] = client.get("tokens_per_second")
+            proposed = sum(m["proposed"] for m in entry["modes"].values())
+            entry["seconds_per_proposal"] = client["seconds"] / proposed if proposed else None
         out[model] = entry
     return out
 
