@@ -203,3 +203,42 @@ def test_small_prompt_shows_one_function_and_opens_the_answer() -> None:
     assert "priority() hot" in text  # the parent's profile
     messages = builder.small("function", parent, priority.source)
     assert [m["role"] for m in messages] == ["system", "user"]
+
+
+def test_remote_model_in_function_and_expression_modes() -> None:
+    """A remote model asked for one function / one expression over real HTTP."""
+    import asyncio
+    import random
+
+    from evoforge.candidate import Candidate, Status, normalized_hash
+    from evoforge.config import LLMConfig
+    from evoforge.problem import load_problem
+    from evoforge.proposers.llm.backend import Backend
+    from evoforge.proposers.llm.proposer import LLMProposer
+    from evoforge.proposers.llm.types import ModelSpec
+    from evoforge.testing import FakeLLMServer, Reply
+
+    problem = load_problem("bin_packing")
+    code = problem.initial_program
+    parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=code,
+                       code_hash=normalized_hash(code), status=Status.OK, score=-5.5,
+                       fitness=-5.5, metrics={"combined_score": -5.5})
+    replies = [Reply.text("Sure:\n```python\ndef priority(item, bins):\n    return -bins\n```\n"
+                          "This is best fit."),
+               Reply.text("```python\nreturn -(bins - item)\n```")]
+    with FakeLLMServer(replies) as server:
+        spec = ModelSpec(name="fake-model", api_base=server.base_url, max_retries=0)
+        backend = Backend([spec])
+        for mode, expected in (("function", "def priority(item, bins):\n    return -bins\n"),
+                               ("expression", "    return -(bins - item)\n")):
+            llm = LLMConfig.model_validate({"modes": [mode], "mutation_operators": False})
+            config = problem.config.model_copy(update={"llm": llm})
+            proposer = LLMProposer(problem.template, config, [spec], backend, problem.path)
+            proposal = asyncio.run(proposer.propose_async(parent, [], random.Random(0)))
+            assert proposal is not None and proposal.rejected is None, proposal
+            assert expected in proposal.code
+        requests = [r.body for r in server.chat_requests]
+    # a remote model gets the short prompt without a prefill, and a token limit fitted to it
+    assert all(r["messages"][-1]["role"] == "user" for r in requests)
+    assert [r["max_tokens"] for r in requests][1] == 64
+    assert requests[0]["max_tokens"] < 400
