@@ -8,6 +8,7 @@ server from a folder outside the repository.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -43,7 +44,9 @@ def test_wheel_installs_and_runs_an_llm_run(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "evoforge", source / "evoforge",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     wheels = tmp_path / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+    # this environment's setuptools builds it offline; without one, pip fetches it
+    offline = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", *offline, "-q",
           "-w", str(wheels), str(source)], cwd=tmp_path)
     (wheel,) = wheels.glob("evoforge-*.whl")
 
