@@ -275,6 +275,32 @@ def test_real_model_sampling_is_seeded(model: LocalModel) -> None:
     assert ra.text.strip()
 
 
+@pytest.mark.slow
+@needs_model
+def test_real_model_continues_a_prefill_and_stops_early(model: LocalModel) -> None:
+    prefix = "```python\ndef priority(item: float, bins: np.ndarray) -> np.ndarray:\n    return "
+    messages = [*MESSAGES, {"role": "assistant", "content": prefix}]
+    seen: list[str] = []
+
+    def stop(text: str) -> bool:
+        seen.append(text)
+        return "\n" in text[len(prefix):]
+
+    reply = run(model.complete(messages, temperature=0.0, max_tokens=60, stop=stop))
+    assert reply.text.startswith(prefix)  # the reply continues the prefill
+    assert seen and all(text.startswith(prefix) for text in seen)
+    assert model.device == "cpu" or model.device.startswith("cuda")
+    # greedy SmolLM2 ends this one-line answer well within the limit (by itself, or
+    # by the stop test at the line end)
+    assert reply.finish_reason == "stop" and reply.completion_tokens < 60, reply.text
+    # a stop test that says yes at once ends the reply at its first check
+    early = run(model.complete(messages, temperature=0.0, max_tokens=60,
+                               stop=lambda text: True))
+    assert early.finish_reason == "stop"
+    assert early.completion_tokens == local_mod.STOP_CHECK_EVERY
+    assert early.text.startswith(prefix)
+
+
 def test_install_local_is_one_step_and_matches_the_extra() -> None:
     import shlex
     import subprocess
