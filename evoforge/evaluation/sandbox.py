@@ -47,6 +47,7 @@ class EvalJob:
         network: whether the evaluation may use the network.
         probe_arguments: for the probe pseudo-function, inputs from the config.
         program_suffix: suffix of the candidate's file (``.py``, ``.rs``, ...).
+        profile: record where the candidate spends its time (the ``profile`` artifact).
     """
 
     code: str
@@ -60,6 +61,7 @@ class EvalJob:
     network: bool = False
     probe_arguments: list[list[Any]] | None = None
     program_suffix: str = ".py"
+    profile: bool = False
 
 
 @dataclass
@@ -297,6 +299,8 @@ async def run_isolated(job: EvalJob) -> EvalOutcome:
         "workdir": str(workdir),
         "memory_mb": job.memory_mb,
         "probe_arguments": job.probe_arguments,
+        "profile": job.profile,
+        "timeout": job.timeout,
     }))
     env = {**os.environ, **_CHILD_ENV}
     cap = job.output_cap_kb * 1024

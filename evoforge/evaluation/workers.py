@@ -127,7 +127,8 @@ class ForkServer:
             "workdir": str(workdir), "result_path": str(result_path),
             "memory_mb": job.memory_mb, "cpu_seconds": job.timeout + 1,
             "file_mb": job.file_mb, "max_processes": job.max_processes,
-            "probe_arguments": job.probe_arguments,
+            "probe_arguments": job.probe_arguments, "profile": job.profile,
+            "timeout": job.timeout,
         }
         start = time.monotonic()
         pid: int | None = None

@@ -122,13 +122,17 @@ class Evolution:
         target: stop when the best objective reaches this, or None.
         events: progress callbacks.
         proposer: defaults to the model-free :class:`MutationProposer`.
+        max_cost: stop once the models cost this many dollars (known prices only).
+        novelty: a gate that skips near-twins of evaluated programs.
+        max_tokens: stop once the models used this many tokens (prompt + completion).
     """
 
     def __init__(self, problem: Problem, storage: Storage, run: RunRecord, executor: Executor,
                  config: RunConfig, *, max_time: float | None = None,
                  target: float | None = None, events: Events | None = None,
                  proposer: Proposer | None = None, max_cost: float | None = None,
-                 novelty: NoveltyChecker | None = None) -> None:
+                 novelty: NoveltyChecker | None = None,
+                 max_tokens: int | None = None) -> None:
         self.problem = problem
         self.storage = storage
         self.run = run
@@ -139,6 +143,8 @@ class Evolution:
         self.target = target if target is not None else config.target
         self.max_cost = max_cost
         self.cost_spent = 0.0
+        self.max_tokens = max_tokens  # model tokens (prompt + completion) for the run
+        self.tokens_spent = 0
         self.novelty = novelty
         self.events = events or Events()
         self.proposer = proposer or MutationProposer(problem.template, config.mutation)
@@ -189,7 +195,9 @@ class Evolution:
         p.duplicates = counts.get(Status.DUPLICATE, 0)
         p.rejected = counts.get(Status.REJECTED, 0)
         p.evaluated = p.ok + p.failed + p.timeouts
-        self.cost_spent = self.storage.usage(self.run.id)["cost"]
+        usage = self.storage.usage(self.run.id)
+        self.cost_spent = usage["cost"]
+        self.tokens_spent = int(usage["prompt_tokens"] + usage["completion_tokens"])
         self._hashes = self.storage.code_hashes(self.run.id)
         self._func_hashes = self.storage.functional_hashes(self.run.id)
         self._next_seq = self.storage.next_seq(self.run.id)
@@ -379,6 +387,7 @@ class Evolution:
             self._idle += 1
             return None
         self.cost_spent += proposal.cost or 0.0
+        self.tokens_spent += proposal.prompt_tokens + proposal.completion_tokens
         if proposal.rejected is not None:
             self._new_candidate(island=island, parent_ids=proposal.parent_ids,
                                 operator=proposal.operator, code=proposal.code,
@@ -430,7 +439,8 @@ class Evolution:
                        output_cap_kb=ev.output_cap_kb, file_mb=ev.file_mb,
                        max_processes=ev.max_processes, network=ev.network,
                        probe_arguments=ev.probe_inputs if function == PROBE else None,
-                       program_suffix=self.problem.file_suffix)
+                       program_suffix=self.problem.file_suffix,
+                       profile=ev.profile and function == "evaluate")
 
     def _judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
         """Turn an outcome into the fields stored with the candidate."""
@@ -618,6 +628,8 @@ class Evolution:
             self._stop_reason = "target"
         elif self.max_cost is not None and self.cost_spent >= self.max_cost:
             self._stop_reason = "cost"
+        elif self.max_tokens is not None and self.tokens_spent >= self.max_tokens:
+            self._stop_reason = "tokens"
         elif self._idle >= MAX_IDLE_PROPOSALS:
             self._stop_reason = "stalled (only duplicates or no proposals)"
 

@@ -17,6 +17,7 @@ from evoforge.executors.local import LocalExecutor
 from evoforge.problem.loader import Problem, ProblemError, load_problem
 from evoforge.proposers.llm.backend import Backend
 from evoforge.proposers.llm.novelty import NoveltyGate
+from evoforge.proposers.llm.prices import unpriced
 from evoforge.proposers.llm.proposer import LLMProposer, parse_llm_spec, specs_from_config
 from evoforge.proposers.llm.types import LLMError
 from evoforge.proposers.mutation import MutationProposer
@@ -139,6 +140,27 @@ async def _summarize(evo: Evolution, result: RunResult) -> dict[str, Any]:
     return summary
 
 
+def _caps(storage: Storage, run: RunRecord, config: RunConfig, max_cost: float | None,
+          max_tokens: int | None) -> tuple[RunConfig, float | None, int | None]:
+    """The run's cost and token caps: the given ones (stored with the run), else the
+    stored ones (config ``llm.max_cost`` / ``llm.max_total_tokens``)."""
+    if max_cost is not None and max_cost < 0:
+        raise RunError(f"--max-cost must be at least 0, not {max_cost:g}")
+    if max_tokens is not None and max_tokens < 1:
+        raise RunError(f"--max-tokens must be at least 1, not {max_tokens}")
+    extra = dict(config.llm.model_extra or {})
+    if max_cost is None and extra.get("max_cost") is not None:
+        max_cost = float(extra["max_cost"])
+    if max_tokens is None and extra.get("max_total_tokens") is not None:
+        max_tokens = int(extra["max_total_tokens"])
+    if (extra.get("max_cost"), extra.get("max_total_tokens")) != (max_cost, max_tokens):
+        llm = LLMConfig.model_validate({**config.llm.model_dump(), "max_cost": max_cost,
+                                        "max_total_tokens": max_tokens})
+        config = config.model_copy(update={"llm": llm})
+        storage.update_run(run.id, config=config.model_dump(mode="json"))
+    return config, max_cost, max_tokens
+
+
 def make_executor(name: str, workers: int, config: RunConfig,
                   ray_address: str | None = None) -> Executor:
     """The executor called ``name`` (``local`` or ``ray``)."""
@@ -158,17 +180,28 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
             max_time: float | None = None, target: float | None = None,
             events: Events | None = None, summarize: bool = True,
             executor: str = "local", ray_address: str | None = None,
-            max_cost: float | None = None) -> RunResult:
+            max_cost: float | None = None, max_tokens: int | None = None) -> RunResult:
     """Run (or continue) ``run`` until it stops; Ctrl-C stops it cleanly.
 
     The first SIGINT stops proposing and cancels running evaluations (they stay
     pending and are evaluated first on resume); finished work is already stored.
+
+    ``max_cost`` (dollars) and ``max_tokens`` (model tokens, prompt and completion,
+    for the whole run) are stored with the run, so a later resume keeps them unless
+    it gives new ones. Where a model's price is unknown, ``max_cost`` says so at
+    start through ``events.message``.
     """
     problem = problem_of(run)
     config = RunConfig.model_validate(run.config)
     n_workers = workers or config.workers
+    config, max_cost, max_tokens = _caps(storage, run, config, max_cost, max_tokens)
 
     specs = specs_from_config(config)
+    if max_cost is not None and specs and unpriced(specs) and events is not None:
+        events.message(
+            f"--max-cost {max_cost:g} cannot be enforced: unknown price for "
+            f"{', '.join(unpriced(specs))}; give it as --llm NAME@IN/OUT or price_in/"
+            "price_out in config.yaml, or cap tokens with --max-tokens")
 
     async def main() -> RunResult:
         backend: Backend | None = None
@@ -189,7 +222,7 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
         runner = make_executor(executor, n_workers, config, ray_address)
         evo = Evolution(problem, storage, run, runner, config, max_time=max_time,
                         target=target, events=events, proposer=proposer,
-                        max_cost=max_cost, novelty=novelty)
+                        max_cost=max_cost, novelty=novelty, max_tokens=max_tokens)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, evo.request_stop, "interrupted")

@@ -759,7 +759,8 @@ def apply_diff(
     REPLACE lines are re-indented by the same offset), then as the most similar
     window of lines (``difflib`` ratio at least ``similarity`` and clearly better
     than any other, non-overlapping window). The matched text must lie inside one
-    evolve region.
+    evolve region. A reply cut off by the token limit, or ending inside a block,
+    still applies the blocks that were complete before the cut.
 
     Args:
         template: the problem's template.
@@ -772,13 +773,17 @@ def apply_diff(
         The new program and how each edit was matched.
 
     Raises:
-        ApplyError: ``truncated``, ``no_edits``, ``search_not_found``,
+        ApplyError: ``truncated`` (cut off before any complete edit), ``no_edits``,
+            ``search_not_found``,
             ``ambiguous``, ``outside_regions``, ``unchanged`` or ``syntax_error``.
         BlockError: if ``parent_code`` is not a rendering of ``template``.
     """
-    if detect_truncation(text, finish_reason):
-        raise ApplyError("truncated", "the reply was cut off before it ended")
-    edits = parse_search_replace(text)
+    cut = detect_truncation(text, finish_reason)
+    # a reply that runs on or is cut off still counts when it holds complete edits:
+    # the blocks closed before the cut are applied, a block left open is dropped
+    edits, _ = _scan_search_replace(text)
+    if cut and not edits:
+        raise ApplyError("truncated", "the reply was cut off before its first complete edit")
     if not edits:
         raise ApplyError(
             "no_edits",
@@ -943,9 +948,10 @@ def apply_rewrite(
        line) are dropped and the rest, re-indented to the parent region's
        indentation, is the new region.
 
-    Blocks tagged with a language other than Python are skipped. The first block
-    that gives a changed, parseable program wins; the fixed parts are always the
-    template's, byte for byte.
+    Blocks tagged with a language other than Python are skipped, and so is a
+    block left open (a reply cut off by the token limit still gives its complete
+    blocks). The first block that gives a changed, parseable program wins; the
+    fixed parts are always the template's, byte for byte.
 
     Args:
         template: the problem's template.
@@ -957,18 +963,22 @@ def apply_rewrite(
         The new program; ``edits`` counts the regions that changed.
 
     Raises:
-        ApplyError: ``truncated``, ``no_code``, ``wrong_regions``, ``unchanged``,
+        ApplyError: ``truncated`` (cut off before any complete block), ``no_code``,
+            ``wrong_regions``, ``unchanged``,
             ``syntax_error`` (the failure of the most preferred block).
         BlockError: if ``parent_code`` is not a rendering of ``template``.
     """
-    if detect_truncation(text, finish_reason):
-        raise ApplyError("truncated", "the reply was cut off before it ended")
+    cut = detect_truncation(text, finish_reason)
     parent = _parent_template(template, parent_code)
+    # only closed fences count: a reply cut off (or running on) after a complete
+    # block is used for that block; a fence left open is never taken
     bodies = [
         fence.body
         for fence in _scan_fences(text)
         if fence.closed and fence.lang in PYTHON_LANGUAGES and fence.body.strip()
     ]
+    if not bodies and cut:
+        raise ApplyError("truncated", "the reply was cut off before its first complete code block")
     if not bodies:
         raise ApplyError("no_code", "the reply has no fenced Python code block")
     errors: list[ApplyError] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from evoforge.proposers.llm.client import LLMClient
@@ -37,12 +38,17 @@ class Backend:
 
     async def complete(self, model_label: str, messages: list[dict[str, Any]], *,
                        temperature: float | None = None,
-                       max_tokens: int | None = None) -> Completion:
-        """One chat completion from ``model_label``."""
+                       max_tokens: int | None = None,
+                       stop: Callable[[str], bool] | None = None) -> Completion:
+        """One chat completion from ``model_label``.
+
+        ``stop`` (the local model only) ends a reply early once it returns True for
+        the text so far; remote replies arrive whole and are cut by the caller.
+        """
         local = self.local.get(model_label)
         if local is not None:
             result: Completion = await local.complete(messages, temperature=temperature,
-                                                      max_tokens=max_tokens)
+                                                      max_tokens=max_tokens, stop=stop)
             return result
         if self.client is None:
             raise LLMError(f"no model {model_label!r}")

