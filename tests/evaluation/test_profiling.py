@@ -40,7 +40,7 @@ def evaluate(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.fixed_helper()
-    value = module.solve(300000)
+    value = module.solve(3000000)
     return {"combined_score": float(value > 0)}
 '''
 
@@ -54,7 +54,7 @@ def test_region_lines(tmp_path: Path) -> None:
 def _evaluate(path: str) -> dict[str, float]:
     namespace: dict[str, object] = {"__name__": "candidate"}
     exec(compile(Path(path).read_text(), path, "exec"), namespace)
-    value = namespace["solve"](300000)  # type: ignore[operator]
+    value = namespace["solve"](3000000)  # type: ignore[operator]
     return {"combined_score": float(value > 0)}
 
 
