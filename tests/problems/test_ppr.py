@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import statistics
 from pathlib import Path
 from types import ModuleType
 
@@ -184,9 +185,17 @@ def test_speed_ordering_of_the_baselines(train_scores):
                    for c in ev.SPLITS["train"].classes)
 
 
-def test_loosening_the_tolerance_of_the_initial_program_is_faster(train_scores):
-    loose = train_scores["loose"]["combined_score"]
-    assert loose > 1.2 * train_scores["python_power"]["combined_score"]
+def test_loosening_the_tolerance_of_the_initial_program_is_faster(train_scores, tmp_path):
+    # interleaved, median of three: one pair of evaluations on a loaded machine can
+    # time the same work apart by more than the loosening saves
+    loose = tmp_path / "loose.py"
+    text = (PROBLEM / "initial_program.py").read_text()
+    loose.write_text(text.replace("TOL_DIGITS = 10", "TOL_DIGITS = 5"))
+    pairs = [(ev.evaluate(str(loose))["combined_score"],
+              ev.evaluate(str(PROBLEM / "baselines" / "python_power.py"))["combined_score"])
+             for _ in range(3)]
+    loose_scores, tight_scores = zip(*pairs, strict=True)
+    assert statistics.median(loose_scores) > 1.2 * statistics.median(tight_scores)
 
 
 # -------------------------------------------------------------- bad programs
