@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from evoforge.candidate import Candidate, Status
-from evoforge.config import RunConfig
-from evoforge.executors.local import LocalExecutor
 from evoforge.problem import load_problem
-from evoforge.run import Events, Evolution, Progress, RunError, create_run, execute
+from evoforge.run import Events, Progress, RunError, create_run, execute
 from evoforge.storage import SQLStorage
-from evoforge.testing import ScriptedProposer
+from evoforge.testing import ScriptedProposer, run_problem
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "problems"
 
 
 def _scripted_run(tmp_path: Path, bodies: list[str], budget: int,
                   workers: int = 1) -> tuple[SQLStorage, int, ScriptedProposer]:
-    problem = load_problem(FIXTURES / "faulty")
-    storage = SQLStorage(str(tmp_path / "run.db"))
-    run = create_run(storage, problem, budget=budget, seed=0)
-    config = RunConfig.model_validate(run.config)
-    proposer = ScriptedProposer(problem.template, bodies)
-
-    async def main() -> None:
-        evo = Evolution(problem, storage, run, LocalExecutor(workers), config,
-                        proposer=proposer)
-        try:
-            await evo.run_session()
-        finally:
-            await evo.executor.close()
-
-    asyncio.run(main())
-    return storage, run.id, proposer
+    storage, run_id, evo = run_problem(
+        FIXTURES / "faulty", tmp_path / "run.db", budget=budget, seed=0, workers=workers,
+        proposer=lambda problem: ScriptedProposer(problem.template, bodies))
+    assert isinstance(evo.proposer, ScriptedProposer)
+    return storage, run_id, evo.proposer
 
 
 FAULTS = {

@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from evoforge.candidate import Status
-from evoforge.config import RunConfig
-from evoforge.executors.local import LocalExecutor
 from evoforge.problem import load_problem
-from evoforge.run import Evolution, create_run
+from evoforge.run import Evolution
 from evoforge.storage import SQLStorage
-from evoforge.testing import ScriptedProposer
+from evoforge.testing import ScriptedProposer, run_problem
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "cascade_probe"
 
 
 def run(tmp_path: Path, bodies: list[str], budget: int,
         folder: Path = FIXTURE, **config: object) -> tuple[SQLStorage, int, Evolution]:
-    problem = load_problem(folder)
-    storage = SQLStorage(str(tmp_path / "run.db"))
-    record = create_run(storage, problem, budget=budget)
-    cfg = RunConfig.model_validate(record.config)
-    if config:
-        cfg = cfg.model_copy(update={"mutation": cfg.mutation.model_copy(update=config)})
-    evo = Evolution(problem, storage, record, LocalExecutor(1), cfg,
-                    proposer=ScriptedProposer(problem.template, bodies))
-
-    async def main() -> None:
-        try:
-            await evo.run_session()
-        finally:
-            await evo.executor.close()
-
-    asyncio.run(main())
-    return storage, record.id, evo
+    return run_problem(folder, tmp_path / "run.db", budget=budget, mutation=config,
+                       proposer=lambda p: ScriptedProposer(p.template, bodies))
 
 
 SAME_AS_INITIAL = "def f(x):\n    return x * 1.0 + 0.5\n"

@@ -8,13 +8,10 @@ import random
 from pathlib import Path
 
 from evoforge.candidate import Candidate, Status
-from evoforge.config import RunConfig
-from evoforge.executors.local import LocalExecutor
-from evoforge.problem import load_problem
 from evoforge.proposers.base import Proposal
-from evoforge.run import Evolution, create_run
+from evoforge.run import Evolution
 from evoforge.storage import SQLStorage
-from evoforge.testing import ScriptedProposer
+from evoforge.testing import ScriptedProposer, run_problem
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "problems"
 REDUNDANT = ("def f(x):\n    unused = x * 3.0\n    scale = 1.0\n"
@@ -34,23 +31,8 @@ class AsyncScripted(ScriptedProposer):
 
 def _run(tmp_path: Path, folder: Path, proposer_of, budget: int,  # type: ignore[no-untyped-def]
          **mutation: object) -> tuple[SQLStorage, int, Evolution]:
-    problem = load_problem(folder)
-    storage = SQLStorage(str(tmp_path / "run.db"))
-    record = create_run(storage, problem, budget=budget, seed=1)
-    cfg = RunConfig.model_validate(record.config)
-    if mutation:
-        cfg = cfg.model_copy(update={"mutation": cfg.mutation.model_copy(update=mutation)})
-    evo = Evolution(problem, storage, record, LocalExecutor(1), cfg,
-                    proposer=proposer_of(problem))
-
-    async def main() -> None:
-        try:
-            await evo.run_session()
-        finally:
-            await evo.executor.close()
-
-    asyncio.run(main())
-    return storage, record.id, evo
+    return run_problem(folder, tmp_path / "run.db", budget=budget, seed=1,
+                       proposer=proposer_of, mutation=mutation)
 
 
 def test_simplification_runs_with_an_asynchronous_proposer(tmp_path: Path) -> None:

@@ -1,0 +1,54 @@
+"""One helper for tests that drive the real loop: create a run, evolve it, close up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evoforge.config import RunConfig
+from evoforge.executors.local import LocalExecutor
+from evoforge.problem import Problem, load_problem
+from evoforge.proposers.base import Proposer
+from evoforge.run import Evolution, create_run
+from evoforge.storage import SQLStorage
+
+
+def run_problem(folder: Path, db: Path, *, budget: int,
+                proposer: Callable[[Problem], Proposer] | None = None,
+                seed: int | None = None, workers: int = 1,
+                mutation: dict[str, Any] | None = None) -> tuple[SQLStorage, int, Evolution]:
+    """Run the problem in ``folder`` for ``budget`` evaluations on local workers.
+
+    Args:
+        folder: the problem folder.
+        db: the SQLite file the run is stored in.
+        budget: evaluations, the initial program included.
+        proposer: makes the proposer from the loaded problem (default: model-free).
+        seed: the run's seed (default: the problem's config).
+        workers: concurrent evaluations.
+        mutation: overrides of the config's ``mutation`` section.
+
+    Returns:
+        The storage, the run's id and the finished :class:`Evolution`; its executor is
+        closed whatever happened.
+    """
+    problem = load_problem(folder)
+    storage = SQLStorage(str(db))
+    record = create_run(storage, problem, budget=budget, seed=seed)
+    config = RunConfig.model_validate(record.config)
+    if mutation:
+        config = config.model_copy(
+            update={"mutation": config.mutation.model_copy(update=mutation)})
+    evo = Evolution(problem, storage, record, LocalExecutor(workers), config,
+                    proposer=proposer(problem) if proposer is not None else None)
+
+    async def main() -> None:
+        try:
+            await evo.run_session()
+        finally:
+            await evo.executor.close()
+
+    asyncio.run(main())
+    return storage, record.id, evo
