@@ -20,20 +20,22 @@ from evoforge.executors.local import LocalExecutor
 from evoforge.problem import load_problem
 from evoforge.run import create_run, execute
 from evoforge.storage import SQLStorage
+from evoforge.storage.base import RunRecord
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
-def _run(problem: str | Path, budget: int, workers: int, seed: int = 0,
-         summarize: bool = False) -> tuple[float, SQLStorage, int, dict]:  # type: ignore[type-arg]
+def timed_run(problem: str | Path, budget: int, workers: int, seed: int = 0,
+              summarize: bool = False) -> tuple[float, SQLStorage, RunRecord, dict]:  # type: ignore[type-arg]
+    """One run in a fresh SQLite file: wall seconds, the storage, the run, its summary."""
     prob = load_problem(problem)
     tmp = Path(tempfile.mkdtemp(prefix="evoforge-bench-"))
     storage = SQLStorage(str(tmp / "bench.db"))
     run = create_run(storage, prob, budget=budget, seed=seed, workers=workers)
     start = time.perf_counter()
     result = execute(storage, run, workers=workers, summarize=summarize)
-    return time.perf_counter() - start, storage, run.id, result.summary
+    return time.perf_counter() - start, storage, run, result.summary
 
 
 def _executor_times(isolation: str, n: int, problem: str = "instant") -> list[float]:
@@ -84,8 +86,8 @@ def overhead(n: int = 200, budget: int = 200) -> dict[str, object]:
     for _ in range(4):
         in_process += _executor_times("fork", n // 4, "instant_import")
         split += _executor_times("fork", n // 4, "instant_kit")
-    wall, storage, run_id, _ = _run(HERE / "problems" / "instant", budget, workers=1)
-    cands = [c for c in storage.iter_candidates(run_id) if c.status != Status.DUPLICATE]
+    wall, storage, run, _ = timed_run(HERE / "problems" / "instant", budget, workers=1)
+    cands = [c for c in storage.iter_candidates(run.id) if c.status != Status.DUPLICATE]
     return {
         "executor_fork": _ms(fork),
         "executor_spawn": _ms(spawn),
@@ -100,8 +102,8 @@ def overhead(n: int = 200, budget: int = 200) -> dict[str, object]:
 
 def scaling(budget: int = 24) -> dict[str, float]:
     """Evaluations per second with 1 and 2 workers on a CPU-bound evaluator."""
-    one, *_ = _run(HERE / "problems" / "busy", budget, workers=1)
-    two, *_ = _run(HERE / "problems" / "busy", budget, workers=2)
+    one, *_ = timed_run(HERE / "problems" / "busy", budget, workers=1)
+    two, *_ = timed_run(HERE / "problems" / "busy", budget, workers=2)
     return {"evals_per_s_1": budget / one, "evals_per_s_2": budget / two,
             "speedup_2_workers": one / two}
 
@@ -111,7 +113,7 @@ def quality(budget: int = 300, seeds: tuple[int, ...] = (1, 2, 3)) -> dict[str, 
     rows = []
     summary: dict = {}  # type: ignore[type-arg]
     for seed in seeds:
-        _, storage, run_id, summary = _run("bin_packing", budget, workers=2, seed=seed,
+        _, storage, _, summary = timed_run("bin_packing", budget, workers=2, seed=seed,
                                            summarize=True)
         rows.append({"seed": seed, "train": summary["best_score"],
                      "test": summary["test"]["best"]})

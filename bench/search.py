@@ -25,10 +25,11 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from run_all import timed_run  # a sibling script: bench/ leads sys.path when run as a script
 
 from evoforge.candidate import Candidate, Status, normalized_hash
 from evoforge.config import RunConfig
@@ -37,9 +38,7 @@ from evoforge.executors.local import LocalExecutor
 from evoforge.problem import load_problem
 from evoforge.problem.loader import Problem
 from evoforge.proposers.mutation import MutationProposer
-from evoforge.run import create_run, execute
 from evoforge.run.controller import fitness_of, objective_of
-from evoforge.storage import SQLStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -101,12 +100,8 @@ async def _test_scores(problem: Problem, config: RunConfig,
 def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
     """One evoforge run; its trajectory, waste counts and baselines."""
     problem = load_problem(name)
-    tmp = Path(tempfile.mkdtemp(prefix="evoforge-search-"))
-    storage = SQLStorage(str(tmp / "search.db"))
-    run = create_run(storage, problem, budget=budget, seed=seed, workers=WORKERS)
-    start = time.perf_counter()
-    result = execute(storage, run, workers=WORKERS, summarize=True)
-    seconds = time.perf_counter() - start
+    seconds, storage, run, summary = timed_run(name, budget, workers=WORKERS, seed=seed,
+                                               summarize=True)
     config = RunConfig.model_validate(run.config)
     trajectory: list[tuple[int, float, str]] = []
     counts = {"failed": 0, "timeout": 0, "duplicate": 0, "rejected": 0, "ok": 0}
@@ -129,7 +124,6 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
     storage.close()
     tests = asyncio.run(_test_scores(problem, config, trajectory, budget))
     proposals = sum(counts.values()) - 1  # the initial program is no proposal
-    summary = result.summary
     return {
         "tests": tests, "seconds": seconds, "counts": counts,
         "waste": (counts["failed"] + counts["timeout"] + counts["duplicate"]
