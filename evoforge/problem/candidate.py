@@ -130,13 +130,21 @@ def _describe(exc: BaseException) -> str:
 
 
 def serve_program(channel: socket.socket, code: str, filename: str,
-                  functions: list[str], harness: dict[str, str] | None = None) -> None:
+                  functions: list[str], harness: dict[str, str] | None = None,
+                  profile: bool = False) -> None:
     """Import the program, report which ``functions`` it defines, then answer calls.
 
     A request ``{"call": f, "args": a}`` runs ``program.f(*a)``; ``{"run": f, "args":
     a}`` runs ``harness.f(program, *a)``, the problem's own loop around the program
-    (its source comes from the verifier; it runs here, beside the program).
+    (its source comes from the verifier; it runs here, beside the program). With
+    ``profile``, every call runs under a profiler and ``{"profile": True}`` answers
+    with the report of where the calls spent their time.
     """
+    profiler = None
+    if profile:
+        from evoforge.evaluation.profiling import CandidateProfiler
+
+        profiler = CandidateProfiler(filename, code)
     # compile first (the import's cost is its module body, not the parser's), then
     # wait for the verifier to read this process's clock: what the import costs is
     # then measured from outside (Program.import_seconds)
@@ -171,12 +179,18 @@ def serve_program(channel: socket.socket, code: str, filename: str,
             request = wire.recv(channel)
         except (EOFError, OSError):
             return
+        if "profile" in request:
+            wire.send(channel, {"ok": profiler.report() if profiler else "no profile"})
+            continue
         args = request["args"]
+        kwargs = request.get("kwargs", {})
         try:
             if "run" in request:
-                result = getattr(helper, request["run"])(module, *args)
+                func, args = getattr(helper, request["run"]), [module, *args]
             else:
-                result = getattr(module, request["call"])(*args, **request.get("kwargs", {}))
+                func = getattr(module, request["call"])
+            result = (profiler.call(func, *args, **kwargs) if profiler
+                      else func(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001
             wire.send(channel, {"raised": type(exc).__name__, "message": str(exc)})
             continue
@@ -216,7 +230,7 @@ def run_candidate(channel: socket.socket, spec: dict[str, Any]) -> None:
         os.environ["TMPDIR"] = workdir
         _apply_limits(spec.get("limits", {}))
         serve_program(channel, spec["code"], spec["filename"], list(spec["functions"]),
-                      spec.get("harness"))
+                      spec.get("harness"), bool(spec.get("profile")))
     except BaseException as exc:  # noqa: BLE001 - the verifier sees the closed channel
         code = 99
         with contextlib.suppress(Exception):

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,31 @@ class _Zygote:
 
 _zygote: _Zygote | None = None
 _ids = itertools.count()
+# while a profiled evaluation runs: the programs loaded with a profiler inside, and
+# the reports of those already closed
+_profiled: list[Program] | None = None
+_profiles: list[str] = []
+
+
+@contextlib.contextmanager
+def profiling_candidates() -> Iterator[list[str]]:
+    """Programs loaded inside this block profile their calls in their own process.
+
+    Yields the list that receives each program's profile report (see
+    :class:`evoforge.evaluation.profiling.CandidateProfiler`) when it is closed;
+    programs still open at the end of the block are closed then.
+    """
+    global _profiled
+    reports: list[str] = []
+    _profiled, _profiles[:] = [], []
+    try:
+        yield reports
+    finally:
+        for program in _profiled:
+            program.close()
+        _profiled = None
+        reports.extend(_profiles)
+        _profiles.clear()
 
 
 def install_zygote(control: socket.socket, pid: int, scratch: str | None,
@@ -202,6 +227,7 @@ class Program:
         self.label = label
         """The program file's name, for messages."""
         self._workdir = workdir
+        self.profiling = False
         self.closed = False
         self.import_seconds = 0.0
         """CPU seconds the program's import took (its module body), read from the kernel."""
@@ -340,10 +366,12 @@ class Program:
             raise ProgramError(f"{self._label}: the program's process is gone") from None
 
     def close(self) -> None:
-        """End the candidate process."""
+        """End the candidate process (first taking its profile, when it has one)."""
         if self.closed:
             return
         self.closed = True
+        if self.profiling:
+            self._take_profile()
         with contextlib.suppress(OSError):
             self._channel.close()
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -352,6 +380,14 @@ class Program:
             os.kill(self.pid, signal.SIGKILL)
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def _take_profile(self) -> None:
+        with contextlib.suppress(OSError, EOFError, wire.WireError):
+            self._channel.settimeout(5.0)  # a process stuck in a call has no report
+            wire.send(self._channel, {"profile": True})
+            reply = wire.recv(self._channel)
+            if isinstance(reply, dict) and isinstance(reply.get("ok"), str):
+                _profiles.append(reply["ok"])
 
     def __enter__(self) -> Program:
         return self
@@ -395,13 +431,18 @@ def load_program(program: str | Path, functions: Mapping[str, str], *,
     # the candidate gets a temporary one
     own = (tempfile.mkdtemp(prefix="evoforge-candidate-")
            if _zygote is None or _zygote.own else None)
-    spec = {"code": code, "filename": str(path), "functions": sorted(functions),
+    spec: dict[str, Any] = {"code": code, "filename": str(path), "functions": sorted(functions),
             "workdir": own or str(Path.cwd()), "limits": _limits(),
             "hide": [BUILTIN_PROBLEMS, *(str(h) for h in hide)]}
     if harness is not None:
         spec["harness"] = {"code": Path(harness).read_text(), "filename": Path(harness).name}
+    if _profiled is not None:
+        spec["profile"] = True
     channel, pid = _spawn(spec)
     handle = Program(channel, pid, functions, path.name, own)
+    if _profiled is not None:
+        handle.profiling = True
+        _profiled.append(handle)
     try:
         wire.recv(channel)  # set up, waiting to import the program
         handle._settle()

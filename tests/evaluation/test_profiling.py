@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from evoforge.evaluation.profiling import profiled, region_lines
 from evoforge.evaluation.sandbox import EvalJob, run_isolated
@@ -41,6 +44,16 @@ def evaluate(path):
     spec.loader.exec_module(module)
     module.fixed_helper()
     value = module.solve(3000000)
+    return {"combined_score": float(value > 0)}
+'''
+
+
+KIT_EVALUATOR = '''from evoforge.problem import kit
+
+
+def evaluate(path):
+    program = kit.load_program(path, {"solve": "solve(n)"})
+    value = program.solve(3000000)  # left open: the kit closes it after the profiled call
     return {"combined_score": float(value > 0)}
 '''
 
@@ -101,3 +114,33 @@ def test_profile_is_skipped_near_the_timeout(tmp_path: Path) -> None:
     outcome = asyncio.run(run_isolated(job))
     assert outcome.status == "ok", outcome.error
     assert outcome.artifacts["profile"].startswith("no profile: the evaluation took")
+
+
+def test_the_kit_candidate_process_profiles_itself(tmp_path: Path) -> None:
+    """A kit evaluator runs the candidate in another process: the report comes from there."""
+    evaluator = tmp_path / "evaluator.py"
+    evaluator.write_text(KIT_EVALUATOR)
+    job = EvalJob(code=PROGRAM, evaluator_path=evaluator, timeout=60, profile=True)
+    outcome = asyncio.run(run_isolated(job))
+    assert outcome.status == "ok", outcome.error
+    report = outcome.artifacts["profile"]
+    assert "solve() line 16" in report and "slow_part() line 5" in report, report
+    assert "fixed_helper" not in report
+    hot = report.split("hottest lines of the evolve regions")[1]
+    assert "total += i * i" in hot or "for i in range(n)" in hot, report
+
+
+def test_candidate_profiler_counts_only_its_program(tmp_path: Path) -> None:
+    from evoforge.evaluation.profiling import CandidateProfiler
+
+    namespace: dict[str, Any] = {}
+    exec(compile(PROGRAM, "program.py", "exec"), namespace)
+    profiler = CandidateProfiler("program.py", PROGRAM)
+    assert profiler.call(namespace["solve"], 1_000_000) > 0
+    with pytest.raises(ZeroDivisionError):
+        profiler.call(lambda: 1 / 0)
+    report = profiler.report()
+    assert "slow_part() line 5" in report and "in the candidate's process" not in report
+    assert sum(profiler.counts.values()) > 0
+    assert CandidateProfiler("program.py", PROGRAM).report().endswith(
+        "no time was spent in the evolve regions in the candidate's process")

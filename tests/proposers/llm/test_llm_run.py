@@ -16,7 +16,8 @@ import yaml
 from evoforge.testing import FakeLLMServer, Reply
 
 ROOT = Path(__file__).resolve().parents[3]
-BIN_PACKING = ROOT / "evoforge" / "problems" / "bin_packing"
+PROBLEMS = ROOT / "evoforge" / "problems"
+BIN_PACKING = PROBLEMS / "bin_packing"
 OPENEVOLVE = ROOT / "tests" / "fixtures" / "problems" / "openevolve_style"
 FIRST_FIT = "    return -np.arange(len(bins), dtype=float)"
 BEST_FIT = "    return -bins"
@@ -284,69 +285,35 @@ def test_local_smollm2_reply_is_applied() -> None:
     assert "    return -np.arange(len(bins), dtype=float)\n" not in new
 
 
-SPEED_PROGRAM = '''"""Sum of squares below n, the slow way."""
-TOL_DIGITS = 10
-
-
-# EVOLVE-BLOCK-START
-def squares(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
-
-
-def solve(n):
-    return squares(n) + TOL_DIGITS * 0
-# EVOLVE-BLOCK-END
-'''
-
-SPEED_EVALUATOR = '''import importlib.util
-import time
-
-
-def evaluate(program_path):
-    spec = importlib.util.spec_from_file_location("candidate", program_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    start = time.process_time()
-    ok = module.solve(2_000_000) == sum(i * i for i in range(2_000_000))
-    return {"combined_score": float(ok) / (time.process_time() - start + 1e-3)}
-'''
-
-
 @pytest.mark.slow
 def test_profile_of_the_parent_reaches_the_prompt(tmp_path: Path) -> None:
-    """A speed problem with evaluator.profile: a child's prompt names the parent's hot spots.
-
-    The evaluator runs the candidate in its own process (the plain evaluate form), which
-    is where the profilers look; a built-in problem's candidate runs in a separate
-    candidate process since the integrity split, out of their sight.
-    """
-    digits = iter(range(9, 0, -1))
+    """A built-in speed problem (ppr) with evaluator.profile: a child's prompt names the
+    parent's hot spots, which the profiler found inside the candidate's own process (the
+    kit runs the candidate apart from the evaluator)."""
+    replies = iter(range(9, 0, -1))
 
     def reply(request: dict[str, Any]) -> Reply:
-        return Reply.diff("TOL_DIGITS * 0", f"TOL_DIGITS * 0 * {next(digits)}")
+        return Reply.diff("y[v] += share", f"y[v] += share * {next(replies)} / {next(replies)}")
 
-    source = tmp_path / "speed"
-    source.mkdir()
-    (source / "initial_program.py").write_text(SPEED_PROGRAM)
-    (source / "evaluator.py").write_text(SPEED_EVALUATOR)
-    (source / "config.yaml").write_text(yaml.safe_dump(
-        {"evaluator": {"profile": True, "timeout": 300}}))
+    source = tmp_path / "ppr"
+    shutil.copytree(PROBLEMS / "ppr", source)
+    config = yaml.safe_load((source / "config.yaml").read_text())
+    config["evaluator"]["profile"] = True
+    (source / "config.yaml").write_text(yaml.safe_dump(config))
     with FakeLLMServer(reply) as server:
         folder = problem_copy(tmp_path / "run", {"models": [model(server.base_url)],
                                                  "modes": ["diff"],
                                                  "mutation_operators": False},
                               source=source)
-        proc = evoforge("run", str(folder), "--budget", "3", "--workers", "1", cwd=tmp_path)
+        proc = evoforge("run", str(folder), "--budget", "2", "--workers", "1", cwd=tmp_path)
         prompts = [user_text(r.body) for r in server.chat_requests]
     assert proc.returncode == 0, proc.stderr
     assert prompts
     first = prompts[0]
-    assert "profile of one evaluation" in first
-    # the initial program spends its time in squares(), in its loop
-    assert "squares() line" in first and "hottest lines of the evolve regions" in first
+    assert "profile of one evaluation" in first, first
+    # the initial program spends its time in ppr(), in its power-iteration loop
+    assert "ppr() line" in first and "hottest lines of the evolve regions" in first
+    assert "y[v] += share" in first.split("hottest lines")[1]
 
 
 def test_llm_spec_prices() -> None:
