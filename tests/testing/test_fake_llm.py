@@ -191,13 +191,16 @@ def test_kept_alive_requests_are_fast() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
         try:
             _post(srv, CHAT, conn)  # warm up
-            start = time.perf_counter()
+            times = []
             for _ in range(20):
+                start = time.perf_counter()
                 assert _post(srv, CHAT, conn)[0] == 200
-            elapsed = time.perf_counter() - start
+                times.append(time.perf_counter() - start)
         finally:
             conn.close()
-    assert elapsed < 0.8, f"20 kept-alive requests took {elapsed:.3f} s"
+    # Nagle's algorithm against delayed ACKs holds every kept-alive reply ~40 ms; the
+    # fastest of 20 shows whether that floor is there, whatever else loads the machine
+    assert min(times) < 0.03, f"the fastest of 20 kept-alive requests took {min(times):.3f} s"
 
 
 def test_kept_alive_requests_through_the_openai_sdk_are_fast() -> None:
@@ -207,19 +210,22 @@ def test_kept_alive_requests_through_the_openai_sdk_are_fast() -> None:
         client = openai.AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0, timeout=5)
         try:
             await client.chat.completions.create(model="m", messages=[])  # warm up
-            start = time.perf_counter()
+            times = []
             for _ in range(20):
+                start = time.perf_counter()
                 await client.chat.completions.create(
                     model="m", messages=[{"role": "user", "content": "hi"}]
                 )
-            return time.perf_counter() - start
+                times.append(time.perf_counter() - start)
+            return min(times)
         finally:
             await client.close()
 
     with FakeLLMServer(default=Reply.text("ok")) as srv:
-        elapsed = asyncio.run(go(srv.base_url))
+        fastest = asyncio.run(go(srv.base_url))
         assert len(srv.chat_requests) == 21
-    assert elapsed < 0.8, f"20 kept-alive requests took {elapsed:.3f} s"
+    # see above: no ~40 ms floor under each kept-alive request
+    assert fastest < 0.03, f"the fastest of 20 kept-alive requests took {fastest:.3f} s"
 
 
 def test_in_flight_is_counted() -> None:
