@@ -28,11 +28,14 @@ run: $(STAMP)
 		--workers $(RUN_WORKERS) --seed 1 \
 		--run-name make-run-$$(date +%Y%m%d-%H%M%S)
 
-## test: the whole test suite, plus ruff and mypy
+## test: the whole test suite, plus ruff and mypy. The tests run in parallel (pytest-xdist,
+## one process per core, at most 4); the two browser tests run after them, on their own
+## (Playwright keeps an event loop running in the process that drives the browser).
 test: $(STAMP) $(LOCAL_STAMP)
 	$(BIN)/ruff check evoforge tests bench
 	$(BIN)/mypy evoforge
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup -m "not browser"
+	$(BIN)/pytest -q -m browser
 
 ## lint: ruff and mypy only
 lint: $(STAMP)

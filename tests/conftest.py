@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import pytest
 
+# Tests on one shared resource run one after another under pytest-xdist (`--dist
+# loadgroup`): the shared PostgreSQL database, and Ray (one local cluster at a time fits
+# the machine's memory).
+_GROUPS = {"postgres": "postgres", "test_ray": "ray", "[ray]": "ray", "ray_cluster": "ray"}
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: drives a real Chromium (run apart under xdist)")
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the browser tests last.
+    """Mark and group tests, and run the browser tests last.
 
     pytest-playwright's sync API keeps an event loop running in the main thread from the
     first browser test to the end of the session; any later test that calls
-    ``asyncio.run`` would then fail, so the browser tests go after everything else.
+    ``asyncio.run`` would then fail, so the browser tests go after everything else (and
+    ``make test`` runs them in a pytest of their own, after the parallel part).
     """
     browser = [item for item in items if "page" in getattr(item, "fixturenames", ())]
+    for item in browser:
+        item.add_marker(pytest.mark.browser)
+    for item in items:
+        name = item.nodeid.lower()
+        for key, group in _GROUPS.items():
+            if key in name:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
     if browser:
         items[:] = [item for item in items if item not in browser] + browser
