@@ -1,9 +1,12 @@
-"""Helpers for testing evoforge and code built on it: a fake LLM server, a scripted proposer,
-a helper that runs a problem through the real loop."""
+"""Helpers for testing evoforge and code built on it: a fake LLM server, an in-process chat
+backend, a scripted proposer, a helper that runs a problem through the real loop, and
+conformance suites for the plug points."""
 
+from evoforge.testing.backend import FunctionBackend
+from evoforge.testing.conformance_proposer import ProposerConformance
 from evoforge.testing.fake_llm import FakeLLMServer, RecordedRequest, Reply, search_replace_block
 from evoforge.testing.runs import run_problem
 from evoforge.testing.scripted import ScriptedProposer
 
-__all__ = ["FakeLLMServer", "RecordedRequest", "Reply", "ScriptedProposer",
-           "run_problem", "search_replace_block"]
+__all__ = ["FakeLLMServer", "FunctionBackend", "ProposerConformance", "RecordedRequest", "Reply",
+           "ScriptedProposer", "run_problem", "search_replace_block"]
