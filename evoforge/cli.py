@@ -684,6 +684,8 @@ def problems_score(
     program: Annotated[Path, typer.Argument(help="Program file to score.")],
     split: Annotated[str, typer.Option(help="test or train.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    perplexity: Annotated[bool, typer.Option(
+        "--perplexity", help="Check by a real model's perplexity (kv_eviction_real).")] = False,
 ) -> None:
     """Score any program on a problem's test split (or train), isolated like a candidate."""
     prob = _builtin(name)
@@ -691,6 +693,16 @@ def problems_score(
         raise CLIError(f"--split must be test or train, not {split!r}")
     if not program.is_file():
         raise CLIError(f"{program}: no such file")
+    if perplexity:  # the problem's own perplexity.py: report(program) -> a table
+        if not (prob.path / "perplexity.py").is_file():
+            raise CLIError(f"{name} has no perplexity check")
+        from evoforge.problem.kit import load_module
+        try:
+            check = load_module(prob.path / "perplexity.py", f"_{name}_perplexity")
+            console.print(check.report(program), markup=False)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        return
     function = "evaluate_test" if split == "test" and prob.has_test_split else "evaluate"
     outcome = score_program(prob, program.read_text(), function)
     if outcome.status != "ok":

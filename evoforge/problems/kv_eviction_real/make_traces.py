@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from evoforge.problem import kit
 
-import model as kv_model  # noqa: E402 - the sibling module, found through sys.path
+HERE = Path(__file__).resolve().parent
+# the sibling, loaded by path under a private name (a problem folder is no package)
+kv_model = kit.load_module(HERE / "model.py", "_kv_eviction_real_model")
 
 TOKENS = 384
 """Tokens per recorded sequence."""
@@ -85,7 +86,7 @@ def record(loaded: kv_model.LoadedModel, split: str) -> dict[str, np.ndarray]:
     """The arrays of one split's ``.npz``."""
     texts = kv_model.read_texts()[split]
     attn, values, tokens = [], [], []
-    for name, text in texts.items():
+    for text in texts.values():
         ids = loaded.tokens(text, TOKENS)
         _, recorded = loaded.forward(ids, record_layers=LAYERS)
         attn.append(np.concatenate([recorded[layer][0] for layer in LAYERS]))

@@ -21,8 +21,6 @@ after step ``t - 1`` plus itself. Later layers see the evicted outputs of earlie
 ones, as in real decoding.
 """
 
-from __future__ import annotations
-
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence

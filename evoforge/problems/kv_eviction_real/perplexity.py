@@ -10,24 +10,20 @@ program runs in its own process, where kv_eviction's decoding loop calls it, and
 layer's cache history is verified here before the model uses it.
 """
 
-from __future__ import annotations
-
 import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 
+from evoforge.problem import kit
+
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-import model as kv_model  # noqa: E402 - the sibling module, found through sys.path
-
-from evoforge.problem import kit  # noqa: E402
-
+# the siblings, loaded by path under private names (a problem folder is no package)
+kv_model = kit.load_module(HERE / "model.py", "_kv_eviction_real_model")
 evaluator = kit.load_module(HERE / "evaluator.py", "_kv_eviction_real_evaluator")
 
 TOKENS = 384
