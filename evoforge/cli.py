@@ -699,7 +699,7 @@ def problems_score(
         from evoforge.problem.kit import load_module
         try:
             check = load_module(prob.path / "perplexity.py", f"_{name}_perplexity")
-            console.print(check.report(program), markup=False)
+            console.print(check.report(program), markup=False, soft_wrap=True)
         except ValueError as exc:
             raise CLIError(str(exc)) from None
         return
