@@ -191,3 +191,27 @@ def test_model_perplexity_ranks_full_cache_h2o_random(loaded) -> None:
     assert [r.budget for r in results] == [None, 13, 13]
     assert ppl["full cache"] < ppl["h2o"] < ppl["random"], ppl
     assert "h2o" in perplexity.table(results)
+
+
+@pytest.mark.slow
+@needs_model
+def test_model_report_runs_programs_in_their_own_processes(loaded, tmp_path: Path) -> None:
+    """What ``evoforge problems score kv_eviction_real FILE --perplexity`` prints, on 64
+    tokens of one document: the program (here H2O's file) and every baseline, each in
+    its own process."""
+    perplexity = kit.load_module(PROBLEM / "perplexity.py", "_test_kv_real_ppl")
+    program = tmp_path / "p.py"
+    program.write_text((PROBLEM / "baselines" / "h2o.py").read_text())
+    text = perplexity.report(program, fractions=(0.1,), tokens=64, loaded=loaded,
+                             documents=["comparisons"])
+    rows = {line.split()[0]: line.split()[-1] for line in text.splitlines()[2:]}
+    assert set(rows) == {"full", "program", "evolved_synthetic", "h2o", "random",
+                         "streaming_llm"}
+    assert rows["program"] == rows["h2o"]
+    assert float(rows["full"]) < float(rows["h2o"]) < float(rows["random"])
+    broken = tmp_path / "broken.py"
+    broken.write_text("def keep_score(attn, acc, pos, dist, budget, state):\n"
+                      "    return acc[:1, :3]\n")
+    with pytest.raises(ValueError, match=r"keep_score returned shape \(1, 3\)"):
+        perplexity.report(broken, fractions=(0.1,), tokens=64, loaded=loaded,
+                          documents=["comparisons"])

@@ -109,13 +109,15 @@ def baseline_paths() -> dict[str, Path]:
 
 
 def score_programs(programs: dict[str, Path], fractions: Sequence[float] = BUDGET_FRACTIONS,
-                   tokens: int = TOKENS) -> list[Result]:
-    """Load the model once and measure each program (each in its own process)."""
-    loaded = kv_model.load_model()
+                   tokens: int = TOKENS, loaded: kv_model.LoadedModel | None = None,
+                   documents: Sequence[str] | None = None) -> list[Result]:
+    """Measure each program (each in its own process) with one model (loaded here
+    unless given)."""
+    loaded = loaded if loaded is not None else kv_model.load_model()
     with contextlib.ExitStack() as stack:
         policies = {label: program_policy(stack.enter_context(evaluator.load_policy(path)))
                     for label, path in programs.items()}
-        return measure(loaded, policies, fractions, tokens)
+        return measure(loaded, policies, fractions, tokens, documents)
 
 
 def table(results: Sequence[Result]) -> str:
@@ -134,13 +136,16 @@ def table(results: Sequence[Result]) -> str:
 
 
 def report(program_path: str | Path, fractions: Sequence[float] = BUDGET_FRACTIONS,
-           tokens: int = TOKENS) -> str:
-    """The perplexity table of the program and every baseline (what the CLI prints)."""
+           tokens: int = TOKENS, loaded: kv_model.LoadedModel | None = None,
+           documents: Sequence[str] | None = None) -> str:
+    """The perplexity table of the program and every baseline (what the CLI prints),
+    over the test documents (all, or those named)."""
     programs = {"program": Path(program_path), **baseline_paths()}
     started = time.perf_counter()
-    results = score_programs(programs, fractions, tokens)
+    results = score_programs(programs, fractions, tokens, loaded, documents)
     seconds = time.perf_counter() - started
-    return (f"SmolLM2-135M perplexity on {len(kv_model.read_texts()['test'])} held-out "
+    count = len(documents) if documents is not None else len(kv_model.read_texts()["test"])
+    return (f"SmolLM2-135M perplexity on {count} held-out "
             f"documents x {tokens} tokens, cache evicted per layer and KV head "
             f"(lower is better; {seconds:.0f} s)\n" + table(results))
 
