@@ -40,6 +40,8 @@ def _missing() -> str | None:
 
 MISSING = _missing()
 needs_model = pytest.mark.skipif(MISSING is not None, reason=f"local model: {MISSING}")
+# the model tests share one loaded model: one xdist worker runs them all
+same_worker = pytest.mark.xdist_group("kv_eviction_real_model")
 
 
 # ------------------------------------------------------------------ the shipped data
@@ -145,6 +147,7 @@ def loaded():
 
 @pytest.mark.slow
 @needs_model
+@same_worker
 def test_model_regenerates_the_stored_traces(loaded) -> None:
     """make_traces.py's recording, redone for one train sequence: the same tokens and
     the same float16 attention and values (bit for bit on this CPU build)."""
@@ -167,6 +170,7 @@ def test_model_regenerates_the_stored_traces(loaded) -> None:
 
 @pytest.mark.slow
 @needs_model
+@same_worker
 def test_model_keeping_everything_is_the_full_cache(loaded) -> None:
     """The eviction path with a cache that holds everything computes the full cache."""
     perplexity = kit.load_module(PROBLEM / "perplexity.py", "_test_kv_real_ppl")
@@ -178,6 +182,7 @@ def test_model_keeping_everything_is_the_full_cache(loaded) -> None:
 
 @pytest.mark.slow
 @needs_model
+@same_worker
 def test_model_perplexity_ranks_full_cache_h2o_random(loaded) -> None:
     """The ground truth on a tiny slice (128 tokens, a 13-token cache per KV head in all 30
     layers): full cache < H2O < random, as the H2O paper reports."""
@@ -195,6 +200,7 @@ def test_model_perplexity_ranks_full_cache_h2o_random(loaded) -> None:
 
 @pytest.mark.slow
 @needs_model
+@same_worker
 def test_model_report_runs_programs_in_their_own_processes(loaded, tmp_path: Path) -> None:
     """What ``evoforge problems score kv_eviction_real FILE --perplexity`` prints, on 64
     tokens of one document: the program (here H2O's file) and every baseline, each in
