@@ -437,7 +437,7 @@ def test_sqlite_migration_matches_schema(tmp_path: Path) -> None:
     try:
         assert schema_differences(s.engine) == []
         tables = set(sa.inspect(s.engine).get_table_names())
-        assert tables == {"runs", "candidates", "alembic_version"}
+        assert tables == {"runs", "candidates", "programs", "leases", "alembic_version"}
         # the comparison is not vacuous: a missing index shows up
         with s.engine.begin() as conn:
             conn.exec_driver_sql("DROP INDEX ix_candidates_run_fitness")
@@ -464,7 +464,8 @@ def test_postgres_migration_matches_schema() -> None:
         try:
             inspector = sa.inspect(s.engine)
             assert inspector.default_schema_name == schema
-            assert set(inspector.get_table_names()) == {"runs", "candidates", "alembic_version"}
+            assert set(inspector.get_table_names()) == {"runs", "candidates", "programs", "leases",
+                                                        "alembic_version"}
             assert schema_differences(s.engine) == []
             run = s.create_run(name="only", problem="p", problem_path="/p", config={}, seed=0,
                                budget=1)
