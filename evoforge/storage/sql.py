@@ -340,6 +340,55 @@ class SQLStorage(Storage):
                 f"cannot store candidate {seq} of run {run_id}: {_one_line(exc.orig)}"
             ) from None
 
+    def import_candidates(self, run_id: int, rows: list[dict[str, Any]]) -> None:
+        """Store many candidates in one transaction (imports, benchmarks, fixtures).
+
+        Each row holds ``candidates`` columns plus ``code`` (the program text); ``seq``,
+        ``island``, ``parent_ids``, ``operator``, ``code_hash`` and ``status`` are
+        required. Program texts are stored once each, the run's counters (next seq,
+        claims, sync order) are kept, and the rows' seqs must be new to the run.
+        """
+        if not rows:
+            return
+        insert: Any
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        shas = [program_sha(r["code"]) for r in rows]
+        texts = dict(zip(shas, (r["code"] for r in rows), strict=True))
+        now = time.time()
+        with self._run_txn(run_id) as (conn, run):
+            conn.execute(insert(programs).on_conflict_do_nothing(index_elements=["sha256"]),
+                         [{"sha256": k, "code": v} for k, v in texts.items()])
+            keys: dict[str, int] = {}
+            distinct = list(texts)
+            for start in range(0, len(distinct), 500):
+                chunk = distinct[start:start + 500]
+                keys.update(conn.execute(sa.select(programs.c.sha256, programs.c.id)
+                                         .where(programs.c.sha256.in_(chunk))).all())
+            synced, claimed, out = int(run.synced), 0, []
+            for row, sha in zip(rows, shas, strict=True):
+                values = {k: v for k, v in row.items() if k != "code"}
+                status = str(values["status"])
+                values["status"] = status
+                values.setdefault("created_at", now)
+                values["run_id"], values["program_id"] = run_id, keys[sha]
+                values["claimed"] = True if status in _EVALUATING else None
+                claimed += status in _EVALUATING
+                if status != str(Status.PENDING):
+                    synced += 1
+                    values["sync_seq"] = synced
+                    values.setdefault("finished_at", now)
+                out.append(values)
+            # executemany needs the same keys in every row
+            names = set().union(*out)
+            conn.execute(candidates.insert(),
+                         [{k: v.get(k) for k in names} for v in out])
+            conn.execute(runs.update().where(runs.c.id == run_id).values(
+                next_seq=max(int(run.next_seq), 1 + max(int(r["seq"]) for r in rows)),
+                claimed=runs.c.claimed + claimed, synced=synced))
+
     def finish_candidate(self, candidate_id: int, *, status: Status,
                          score: float | None = None, fitness: float | None = None,
                          metrics: dict[str, Any] | None = None,

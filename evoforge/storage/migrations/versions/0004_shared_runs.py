@@ -18,18 +18,19 @@ _EVALUATED = "('pending', 'ok', 'failed', 'timeout')"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.add_column(sa.Column("next_seq", sa.Integer, nullable=False,
-                                   server_default=sa.text("0")))
-        batch.add_column(sa.Column("claimed", sa.Integer, nullable=False,
-                                   server_default=sa.text("0")))
-        batch.add_column(sa.Column("synced", sa.BigInteger, nullable=False,
-                                   server_default=sa.text("0")))
-    with op.batch_alter_table("candidates") as batch:
-        batch.add_column(sa.Column("sync_seq", sa.BigInteger, nullable=True))
-        batch.add_column(sa.Column("owner", sa.String(64), nullable=True))
-        batch.add_column(sa.Column("claimed", sa.Boolean, nullable=True))
-        batch.create_index("ix_candidates_run_sync", ["run_id", "sync_seq"])
+    # plain ALTER TABLE ADD COLUMN, never a batch copy: on SQLite a batch recreates the
+    # table, and dropping the old runs table with foreign keys on would cascade-delete
+    # every candidate
+    op.add_column("runs", sa.Column("next_seq", sa.Integer, nullable=False,
+                                    server_default=sa.text("0")))
+    op.add_column("runs", sa.Column("claimed", sa.Integer, nullable=False,
+                                    server_default=sa.text("0")))
+    op.add_column("runs", sa.Column("synced", sa.BigInteger, nullable=False,
+                                    server_default=sa.text("0")))
+    op.add_column("candidates", sa.Column("sync_seq", sa.BigInteger, nullable=True))
+    op.add_column("candidates", sa.Column("owner", sa.String(64), nullable=True))
+    op.add_column("candidates", sa.Column("claimed", sa.Boolean, nullable=True))
+    op.create_index("ix_candidates_run_sync", "candidates", ["run_id", "sync_seq"])
     op.create_table(
         "leases",
         sa.Column("owner", sa.String(64), primary_key=True),
@@ -52,10 +53,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("leases")
-    with op.batch_alter_table("candidates") as batch:
-        batch.drop_index("ix_candidates_run_sync")
-        for name in ("claimed", "owner", "sync_seq"):
-            batch.drop_column(name)
-    with op.batch_alter_table("runs") as batch:
-        for name in ("synced", "claimed", "next_seq"):
-            batch.drop_column(name)
+    op.drop_index("ix_candidates_run_sync", "candidates")
+    # ALTER TABLE DROP COLUMN (SQLite 3.35+), for the same reason as in upgrade
+    for name in ("claimed", "owner", "sync_seq"):
+        op.drop_column("candidates", name)
+    for name in ("synced", "claimed", "next_seq"):
+        op.drop_column("runs", name)
