@@ -91,6 +91,12 @@ class ForkServerHost:
         """Stop the fork server (the actor is killed after)."""
         await self._pool.close()
 
+    def where(self) -> tuple[str, int]:
+        """The Ray node id and process id this actor runs in (for placement checks)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
+
 
 def _one_line(text: str) -> str:
     lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
