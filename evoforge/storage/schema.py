@@ -89,4 +89,6 @@ candidates = sa.Table(
     sa.Index("ix_candidates_run_fitness", "run_id", "fitness"),
     sa.Index("ix_candidates_run_fhash", "run_id", "functional_hash"),
     sa.Index("ix_candidates_run_sync", "run_id", "sync_seq"),
+    # covers the per-operator counts of status (an index-only scan, not the table)
+    sa.Index("ix_candidates_run_operator", "run_id", "operator", "status"),
 )

@@ -31,6 +31,7 @@ def upgrade() -> None:
     op.add_column("candidates", sa.Column("owner", sa.String(64), nullable=True))
     op.add_column("candidates", sa.Column("claimed", sa.Boolean, nullable=True))
     op.create_index("ix_candidates_run_sync", "candidates", ["run_id", "sync_seq"])
+    op.create_index("ix_candidates_run_operator", "candidates", ["run_id", "operator", "status"])
     op.create_table(
         "leases",
         sa.Column("owner", sa.String(64), primary_key=True),
@@ -53,6 +54,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("leases")
+    op.drop_index("ix_candidates_run_operator", "candidates")
     op.drop_index("ix_candidates_run_sync", "candidates")
     # ALTER TABLE DROP COLUMN (SQLite 3.35+), for the same reason as in upgrade
     for name in ("claimed", "owner", "sync_seq"):
