@@ -12,9 +12,11 @@ milliseconds:
   lookup), ``get_candidate`` of a random candidate, ``candidates_since`` near the
   end (incremental sync of 100);
 * ``status``: the CLI's ``status_dict``, once;
-* ``resume`` (the storage part): the fast path a large resume needs (counts, usage,
-  next seq, the 1,000 elites, orphans) and, once, the full replay of every row with
-  its program text that ``Evolution._restore`` does today;
+* ``resume`` (the storage part), once each: the fast path (counts, usage, next seq,
+  the 1,000 best, orphans); a replay of the light rows of every ok candidate
+  (``iter_summaries``: no program text, artifacts or stages) plus the texts of 1,000
+  of them; and the full replay of every row with its program text that
+  ``Evolution._restore`` does today;
 * bytes per candidate: the database's size over N.
 
 Run with ``nice -n 10 .venv/bin/python bench/scale.py [--n N] [--backends sqlite,postgresql]``;
@@ -160,7 +162,18 @@ def measure(url: str, n: int, path: Path | None) -> dict[str, Any]:
         for _ in storage.iter_candidates(run.id):
             pass
 
+    def summary_replay() -> None:
+        # what an archive that needs every ok candidate's features replays: light rows
+        # (no program text, artifacts or stages), then the texts of the kept elites only
+        storage.counts(run.id)
+        storage.usage(run.id)
+        storage.next_seq(run.id)
+        ok = [c.id for c in storage.iter_summaries(run.id, (Status.OK,))]
+        storage.get_candidates(ok[-1000:])
+        storage.claim_orphans(run.id, "resumer")
+
     out["resume_fast_s"] = _once(fast_resume)
+    out["resume_summaries_s"] = _once(summary_replay)
     out["resume_full_replay_s"] = _once(full_replay)
     storage.close()
     return out
