@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from evoforge.candidate import Status
 from evoforge.cli import status_dict
 from evoforge.storage import SQLStorage
-from evoforge.testing.storage import postgres_schema
+from evoforge.testing.conformance_storage import postgres_schema
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"

@@ -9,7 +9,7 @@ import pytest
 
 from evoforge.executors.base import Executor
 from evoforge.executors.local import LocalExecutor
-from evoforge.testing.executor import ExecutorConformance
+from evoforge.testing.conformance_executor import ExecutorConformance
 
 
 class TestForkServerExecutor(ExecutorConformance):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evoforge.evaluation.sandbox import EvalJob, EvalOutcome
-from evoforge.testing.executor import EVALUATOR, ExecutorConformance
+from evoforge.testing.conformance_executor import EVALUATOR, ExecutorConformance
 
 pytestmark = [
     pytest.mark.slow,

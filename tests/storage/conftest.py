@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evoforge.testing.storage import postgres_schema
+from evoforge.testing.conformance_storage import postgres_schema
 
 PG_URL = os.environ.get("EVOFORGE_TEST_POSTGRES")
 

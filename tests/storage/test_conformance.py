@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from evoforge.testing.storage import StorageConformance
+from evoforge.testing.conformance_storage import StorageConformance
 
 needs_pg = pytest.mark.skipif(not os.environ.get("EVOFORGE_TEST_POSTGRES"),
                               reason="EVOFORGE_TEST_POSTGRES is not set")
