@@ -19,6 +19,7 @@ from evoforge.candidate import Status
 from evoforge.storage import DEFAULT_URL, SQLStorage, StorageError, open_storage
 from evoforge.storage.schema import metadata
 from evoforge.storage.sql import alembic_config, normalize_url
+from evoforge.testing.conformance_storage import postgres_schema
 
 PG_URL = os.environ.get("EVOFORGE_TEST_POSTGRES")
 needs_pg = pytest.mark.skipif(not PG_URL, reason="EVOFORGE_TEST_POSTGRES is not set")
@@ -286,10 +287,20 @@ def test_finish_missing_candidate(storage: SQLStorage) -> None:
 # --- upgrading a database written before programs and shared runs -------------------
 
 
-def test_upgrade_from_0003_moves_code_into_programs(tmp_path: Path) -> None:
+@pytest.fixture(params=BACKENDS)
+def old_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A never-opened database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "old.db")
+        return
+    assert PG_URL is not None
+    with postgres_schema(PG_URL) as url:
+        yield url
+
+
+def test_upgrade_from_0003_moves_code_into_programs(old_url: str) -> None:
     """A 0003 database with candidates: after the upgrade every text, count and counter holds."""
-    path = tmp_path / "old.db"
-    url = normalize_url(str(path))
+    url = normalize_url(old_url)
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         cfg = alembic_config(url)
@@ -309,7 +320,7 @@ def test_upgrade_from_0003_moves_code_into_programs(tmp_path: Path) -> None:
                 {"seq": seq, "code": text, "h": f"h{text}", "status": status,
                  "fit": float(seq) if status == "ok" else None})
     engine.dispose()
-    s = SQLStorage(str(path))
+    s = SQLStorage(old_url)
     try:
         cands = list(s.iter_candidates(1))
         assert [c.code for c in cands] == texts
