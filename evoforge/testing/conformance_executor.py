@@ -134,7 +134,10 @@ class ExecutorConformance:
         pids = [int(p) for p in pid_file.read_text().split()]
         assert self.wait_gone(pids) == []
 
+    @pytest.mark.slow
     def test_fork_bomb_is_contained(self, evaluator: Path, pid_file: Path) -> None:
+        """Slow where no process cap applies (spawn isolation as root: no cgroup, and
+        RLIMIT_NPROC does not bind root): the bomb then runs to its 20 s timeout."""
         body = _record_pids(pid_file) + "    while True:\n        os.fork()\n"
         [(outcome, seconds)] = self.run_jobs([self.job(evaluator, body, timeout=20.0,
                                                        max_processes=16)])
