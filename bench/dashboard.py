@@ -24,7 +24,6 @@ import uvicorn
 
 from evoforge.dashboard.app import create_app
 from evoforge.storage import SQLStorage
-from evoforge.storage.schema import candidates
 
 PAGES = ("/", "/fragments/runs/1", "/api/runs/1/points", "/candidates/{mid}")
 
@@ -49,8 +48,7 @@ def make_run(path: Path, n: int) -> None:
             "features": ({"code_size": 600 + rng.random() * 200, "diversity": rng.random()}
                          if status == "ok" else None),
             "created_at": now, "finished_at": now, "eval_seconds": 0.1})
-    with storage.engine.begin() as conn:
-        conn.execute(candidates.insert(), rows)
+    storage.import_candidates(run.id, rows)
     storage.update_run(run.id, status="stopped", elapsed_seconds=100.0)
     storage.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -135,11 +136,18 @@ def search() -> dict[str, object]:
     return {"written": "docs/benchmarks.md, docs/search.png", "json": "bench/out/search.json"}
 
 
+def scale() -> dict[str, object]:
+    """The storage scale bench (bench/scale.py): a million candidates, SQLite and PostgreSQL."""
+    backends = "sqlite,postgresql" if os.environ.get("EVOFORGE_TEST_POSTGRES") else "sqlite"
+    subprocess.run([sys.executable, str(HERE / "scale.py"), "--backends", backends], check=True)
+    return {"json": "bench/out/scale.json"}
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     results = {}
     for name, bench in (("overhead", overhead), ("scaling", scaling), ("quality", quality),
-                        ("library", library), ("search", search)):
+                        ("library", library), ("search", search), ("scale", scale)):
         start = time.perf_counter()
         results[name] = bench()
         print(f"== {name} ({time.perf_counter() - start:.0f} s)")

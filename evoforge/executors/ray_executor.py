@@ -1,4 +1,4 @@
-"""Ray executor: each evaluation in its own isolated process on a Ray worker.
+"""Ray executor: each evaluation in its own isolated process on a Ray node.
 
 Needs the optional extra ``evoforge[ray]``; Ray is imported only when a
 :class:`RayExecutor` is created, so this module imports without it.
@@ -68,6 +68,36 @@ def evaluate_on_worker(job: EvalJob) -> EvalOutcome:
             signal.signal(signal.SIGINT, previous)
 
 
+class ForkServerHost:
+    """A Ray actor's body: one fork-server worker, as the local executor runs it.
+
+    The candidate then gets on a Ray node what it gets on one machine: a worker that
+    imported the evaluator once and forks a child per candidate inside its own pids
+    cgroup, as a subreaper, in empty network and mount namespaces where the kernel
+    allows, with the job's rlimits. Jobs run one at a time; cancelling the actor task
+    (``ray.cancel``) cancels :meth:`run`, which kills the candidate's processes.
+    """
+
+    def __init__(self) -> None:
+        from evoforge.evaluation.workers import WorkerPool
+
+        self._pool = WorkerPool(1)
+
+    async def run(self, job: EvalJob) -> EvalOutcome:
+        """Evaluate ``job`` on this actor's fork server (started on first use)."""
+        return await self._pool.run(job)
+
+    async def close(self) -> None:
+        """Stop the fork server (the actor is killed after)."""
+        await self._pool.close()
+
+    def where(self) -> tuple[str, int]:
+        """The Ray node id and process id this actor runs in (for placement checks)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
+
+
 def _one_line(text: str) -> str:
     lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
     return lines[0] if lines else ""
@@ -91,12 +121,16 @@ def ray_reason(exc: BaseException) -> str:
 
 
 class RayExecutor(Executor):
-    """Evaluates jobs as Ray tasks, at most ``max_workers`` at a time.
+    """Evaluates jobs on a Ray cluster, at most ``max_workers`` at a time.
 
-    Each task runs :func:`~evoforge.evaluation.sandbox.run_isolated` on a Ray
-    worker: a fresh interpreter per candidate in its own process group, with the
-    job's timeout, memory limit and output caps enforced there, exactly as the
-    local executor's ``spawn`` isolation does. Faults of the candidate come back
+    With ``isolation="fork"`` (the default) up to ``max_workers`` Ray actors (one
+    CPU each, held while the executor lives) each host a fork-server worker
+    (:class:`ForkServerHost`): a candidate is contained on a Ray node exactly as by
+    the local executor (pids cgroup, subreaper, namespaces, rlimits). With
+    ``"spawn"`` each job is a Ray task running
+    :func:`~evoforge.evaluation.sandbox.run_isolated`: a fresh interpreter per
+    candidate in its own process group, with the job's timeout, memory limit and
+    output caps, as the local ``spawn`` isolation does. Faults of the candidate come back
     as outcomes; a failure of Ray itself (a worker died, the task raised) becomes
     a ``failed`` outcome whose error starts with ``ray:``.
 
@@ -118,10 +152,10 @@ class RayExecutor(Executor):
         address: the Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``,
             ``"host:6379"``); None starts a local Ray instance unless Ray is already
             initialized in this process or ``RAY_ADDRESS`` names a cluster.
-        isolation: accepted for parity with
-            :class:`~evoforge.executors.local.LocalExecutor`; Ray workers always
-            start a fresh interpreter per candidate (``spawn``), as the fork-server
-            pool is local only.
+        isolation: ``fork`` (default): ``max_workers`` Ray actors each host a
+            fork-server worker (:class:`ForkServerHost`), with the same cgroup,
+            subreaper, namespaces and limits as locally; ``spawn``: a Ray task per
+            candidate that starts a fresh interpreter (no fork server).
 
     Raises:
         RuntimeError: if Ray is not installed, or cannot be started or reached.
@@ -132,7 +166,7 @@ class RayExecutor(Executor):
     cancel_grace: float = CANCEL_GRACE
 
     def __init__(self, max_workers: int = 1, address: str | None = None,
-                 isolation: Literal["fork", "spawn"] = "spawn") -> None:
+                 isolation: Literal["fork", "spawn"] = "fork") -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         if isolation not in ("fork", "spawn"):
@@ -152,6 +186,10 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             self._connect()
         self._task: Any = ray.remote(num_cpus=1, max_retries=0)(evaluate_on_worker)
+        self._host: Any = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(
+            ForkServerHost)
+        self._actors: list[Any] = []  # every live actor, busy or idle
+        self._idle: list[Any] = []
 
     def _connect(self) -> None:
         ray = self._ray
@@ -202,36 +240,77 @@ class RayExecutor(Executor):
             return EvalOutcome("failed", error="ray: Ray is not running (it was shut down)")
         if not job.evaluator_path.is_absolute():
             job = dataclasses.replace(job, evaluator_path=job.evaluator_path.resolve())
+        if self.isolation == "fork":
+            # the semaphore caps concurrency at max_workers: an idle actor or a new one
+            actor = self._idle.pop() if self._idle else self._new_actor()
+            if actor is None:
+                return EvalOutcome("failed", error="ray: could not start a fork-server actor")
+            healthy = False
+            try:
+                outcome, healthy = await self._submit(job, lambda: actor.run.remote(job),
+                                                      actor)
+                return outcome
+            finally:
+                if healthy:
+                    self._idle.append(actor)
+                else:
+                    self._drop(actor)
+        outcome, _ = await self._submit(job, lambda: self._task.remote(job), None)
+        return outcome
+
+    def _new_actor(self) -> Any:
+        try:
+            actor = self._host.remote()
+        except Exception:
+            return None
+        self._actors.append(actor)
+        return actor
+
+    def _drop(self, actor: Any) -> None:
+        """Kill an actor that broke or was cancelled; a new one replaces it on demand."""
+        if actor in self._actors:
+            self._actors.remove(actor)
+        with contextlib.suppress(Exception):
+            self._ray.kill(actor)
+
+    async def _submit(self, job: EvalJob, submit: Any,
+                      actor: Any) -> tuple[EvalOutcome, bool]:
+        """Submit and await one Ray call; the outcome, and whether the actor is reusable."""
         start = time.monotonic()
         try:
-            ref = self._task.remote(job)
+            ref = submit()
             future = asyncio.wrap_future(ref.future())
         except Exception as exc:
-            return EvalOutcome("failed", error=ray_reason(exc))
+            return EvalOutcome("failed", error=ray_reason(exc)), False
         # an abandoned future's exception must not be reported as never retrieved
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             done, _ = await asyncio.wait({future}, timeout=job.timeout + self.safety_margin)
         except asyncio.CancelledError:
-            await self._cancel(ref, future)
+            await self._cancel(ref, future, actor)
             raise
         if not done:
-            await self._cancel(ref, future)
+            await self._cancel(ref, future, actor)
             return EvalOutcome(
                 "timeout", seconds=time.monotonic() - start,
                 error=(f"timed out after {job.timeout:g} s (the Ray task did not answer within "
-                       f"{self.safety_margin:g} s more and was cancelled)"))
+                       f"{self.safety_margin:g} s more and was cancelled)")), False
         try:
             outcome = future.result()
         except Exception as exc:
-            return EvalOutcome("failed", error=ray_reason(exc), seconds=time.monotonic() - start)
+            return EvalOutcome("failed", error=ray_reason(exc),
+                               seconds=time.monotonic() - start), False
         if not isinstance(outcome, EvalOutcome):
             return EvalOutcome("failed", seconds=time.monotonic() - start,
-                               error=f"ray: the task returned a {type(outcome).__name__}")
-        return outcome
+                               error=f"ray: the task returned a {type(outcome).__name__}"), False
+        return outcome, True
 
-    async def _cancel(self, ref: Any, future: asyncio.Future[Any]) -> None:
-        """Cancel the task gracefully; kill its worker if it has not ended after the grace."""
+    async def _cancel(self, ref: Any, future: asyncio.Future[Any], actor: Any = None) -> None:
+        """Cancel the task gracefully; kill its worker if it has not ended after the grace.
+
+        An actor task is cancelled inside the actor (its fork server kills the
+        candidate); an actor that does not answer the cancellation in time is killed.
+        """
         with contextlib.suppress(Exception):
             self._ray.cancel(ref, force=False)
         try:
@@ -239,12 +318,25 @@ class RayExecutor(Executor):
         finally:
             if not future.done():
                 with contextlib.suppress(Exception):
-                    self._ray.cancel(ref, force=True)
+                    if actor is None:
+                        self._ray.cancel(ref, force=True)
+                    else:
+                        self._ray.kill(actor)
 
     async def close(self) -> None:
         """Shut Ray down if this executor started it; otherwise leave it running."""
         if self._closed:
             return
         self._closed = True
+        actors, self._actors, self._idle = self._actors, [], []
+        if actors and self._ray.is_initialized():
+            # stop each fork server cleanly (its cgroup removed), then end the actors
+            with contextlib.suppress(Exception):
+                refs = [a.close.remote() for a in actors]
+                await asyncio.wait([asyncio.wrap_future(r.future()) for r in refs],
+                                   timeout=10.0)
+            for actor in actors:
+                with contextlib.suppress(Exception):
+                    self._ray.kill(actor)
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from evoforge.candidate import Candidate, Status
 from evoforge.storage import RunRecord, SQLStorage, Storage, StorageError
-from evoforge.storage.schema import candidates, runs
+from evoforge.storage.schema import candidates, programs, runs
 
 EVALUATED = (Status.OK, Status.FAILED, Status.TIMEOUT)
 # Proposals still waiting for their evaluation; points stop before the first one.
@@ -203,7 +203,10 @@ def archive_grids(storage: Storage, run: RunRecord) -> tuple[list[Grid], str | N
         # only the columns the grid needs: the page polls this every few seconds
         ok = conn.execute(sa.select(c.id, c.island, c.fitness, c.features).where(
             c.run_id == run.id, c.status == str(Status.OK)).order_by(c.seq)).all()
-        initial_code = conn.execute(sa.select(c.code).where(c.run_id == run.id)
+        # program text lives in the programs table, once per distinct text
+        initial_code = conn.execute(sa.select(programs.c.code)
+                                    .join(candidates, c.program_id == programs.c.id)
+                                    .where(c.run_id == run.id)
                                     .order_by(c.seq).limit(1)).scalar()
     if not ok or initial_code is None:
         return [], "no successful candidate yet"
@@ -250,10 +253,13 @@ def simplification(storage: Storage, run_id: int) -> dict[str, Any]:
     """Simplification passes: proposals, outcomes and code size of the ok ones."""
     c = candidates.c
     with _engine(storage).connect() as conn:
-        rows = conn.execute(sa.select(c.status, c.parent_ids, c.code).where(
+        code = programs.c.code
+        rows = conn.execute(sa.select(c.status, c.parent_ids, code)
+                            .join(programs, c.program_id == programs.c.id).where(
             c.run_id == run_id, c.operator == "simplify")).all()
         parent_ids = {int(p[0]) for _, p, _ in rows if p}
-        parents = dict(conn.execute(sa.select(c.id, c.code).where(
+        parents = dict(conn.execute(sa.select(c.id, code)
+                                    .join(programs, c.program_id == programs.c.id).where(
             c.id.in_(parent_ids))).all()) if parent_ids else {}
     by_status: dict[str, int] = {}
     saved: list[int] = []

@@ -1,6 +1,8 @@
 """Helpers for testing evoforge and code built on it: a fake LLM server, an in-process chat
 backend, a scripted proposer, a helper that runs a problem through the real loop, and
-conformance suites for the plug points."""
+conformance suites for the plug points (``StorageConformance`` in
+:mod:`evoforge.testing.conformance_storage` and ``ExecutorConformance`` in
+:mod:`evoforge.testing.conformance_executor` need pytest, so they are imported from there)."""
 
 from evoforge.testing.backend import FunctionBackend
 from evoforge.testing.conformance_proposer import ProposerConformance

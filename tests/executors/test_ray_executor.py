@@ -111,9 +111,14 @@ def test_ray_reasons_are_one_line() -> None:
 
 @pytest.fixture(scope="module")
 def ray_executor() -> Iterator[RayExecutor]:
-    """One local Ray instance (2 CPUs) for the module, shut down and checked at the end."""
+    """One local Ray instance (2 CPUs) for the module, shut down and checked at the end.
+
+    Its executor runs the spawn path (a Ray task per candidate), whose Ray-level
+    failures these tests provoke; the fork-server actors are tested by the
+    conformance suite (test_conformance.py) and the evolution test below.
+    """
     before = _descendants(os.getpid())  # other tests' processes are not Ray's
-    executor = RayExecutor(max_workers=2)
+    executor = RayExecutor(max_workers=2, isolation="spawn")
     assert executor._owns_ray, "Ray was already initialized in the test process"
     try:
         yield executor

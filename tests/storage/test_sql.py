@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -18,6 +19,7 @@ from evoforge.candidate import Status
 from evoforge.storage import DEFAULT_URL, SQLStorage, StorageError, open_storage
 from evoforge.storage.schema import metadata
 from evoforge.storage.sql import alembic_config, normalize_url
+from evoforge.testing.conformance_storage import postgres_schema
 
 PG_URL = os.environ.get("EVOFORGE_TEST_POSTGRES")
 needs_pg = pytest.mark.skipif(not PG_URL, reason="EVOFORGE_TEST_POSTGRES is not set")
@@ -153,262 +155,7 @@ def test_sqlite_exact_run_listing(tmp_path: Path) -> None:
         s.close()
 
 
-# --- the Storage contract, on every backend ---------------------------------------
-
-
-def test_create_and_get_run(storage: SQLStorage, prefix: str) -> None:
-    config = {"max_iterations": 5, "objective": {"metric": "t", "direction": "minimize"},
-              "text": "naïve ünïcode", "nested": [1, 2.5, None, True]}
-    run = storage.create_run(name=prefix + "a", problem="demo", problem_path="/tmp/demo",
-                             config=config, seed=123, budget=50)
-    assert run.name == prefix + "a"
-    assert (run.problem, run.problem_path, run.config) == ("demo", "/tmp/demo", config)
-    assert (run.seed, run.budget, run.status) == (123, 50, "created")
-    assert run.elapsed_seconds == 0.0
-    assert run.proposer_stats is None and run.summary is None
-    assert run.created_at == run.updated_at > 0
-    assert storage.get_run(prefix + "a") == run
-    assert storage.get_run(prefix + "missing") is None
-
-
-def test_latest_and_list_runs(storage: SQLStorage, prefix: str) -> None:
-    ids = [new_run(storage, prefix, name) for name in ("r1", "r2", "r3")]
-    assert ids == sorted(ids)
-    mine = [r for r in storage.list_runs() if r.name.startswith(prefix)]
-    assert [r.name for r in mine] == [prefix + "r1", prefix + "r2", prefix + "r3"]
-    all_ids = [r.id for r in storage.list_runs()]
-    assert all_ids == sorted(all_ids)  # oldest first
-    latest = storage.latest_run()
-    assert latest is not None
-    # the database may be shared with other writers: the latest is ours or newer
-    assert latest.id >= ids[-1]
-
-
-def test_duplicate_run_name(storage: SQLStorage, prefix: str) -> None:
-    new_run(storage, prefix, "dup")
-    with pytest.raises(StorageError, match="exists already") as info:
-        new_run(storage, prefix, "dup")
-    assert prefix + "dup" in str(info.value)
-    # the storage is still usable after the failed insert
-    new_run(storage, prefix, "other")
-    assert storage.get_run(prefix + "other") is not None
-
-
-def test_update_run(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    before = storage.get_run(prefix + "run")
-    assert before is not None
-    storage.update_run(run_id, status="running", budget=99, elapsed_seconds=12.5,
-                       proposer_stats={"arms": {"swap": [3, 1]}}, summary={"best": 1.0})
-    after = storage.get_run(prefix + "run")
-    assert after is not None
-    assert (after.status, after.budget, after.elapsed_seconds) == ("running", 99, 12.5)
-    assert after.proposer_stats == {"arms": {"swap": [3, 1]}}
-    assert after.summary == {"best": 1.0}
-    assert after.updated_at >= before.updated_at
-    assert after.created_at == before.created_at
-    with pytest.raises(StorageError, match="name"):
-        storage.update_run(run_id, name="renamed")
-
-
-def test_add_and_finish_candidate(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    code = "def f(x):\n    return x * 2  # ünïcode\n"
-    cid = storage.add_candidate(run_id, seq=0, island=2, parent_ids=[], operator="initial",
-                                code=code, code_hash="abc", status=Status.PENDING, seed=2**40)
-    c = storage.get_candidate(cid)
-    assert (c.id, c.seq, c.island, c.parent_ids, c.operator) == (cid, 0, 2, (), "initial")
-    assert (c.code, c.code_hash, c.status) == (code, "abc", Status.PENDING)
-    assert c.score is None and c.fitness is None and c.eval_seconds is None
-    assert c.metrics == {} and c.features == {} and c.artifacts == {}
-
-    storage.finish_candidate(cid, status=Status.OK, score=-0.1 - 0.2, fitness=0.30000000000000004,
-                             metrics={"combined_score": -0.30000000000000004, "n": 3},
-                             features={"code_size": 1.5},
-                             artifacts={"stdout": "hello\n", "list": [1, "a"]},
-                             eval_seconds=0.25)
-    c = storage.get_candidate(cid)
-    assert c.status == Status.OK
-    assert isinstance(c.status, Status)
-    assert c.score == -0.1 - 0.2
-    assert c.fitness == 0.30000000000000004
-    assert c.metrics == {"combined_score": -0.30000000000000004, "n": 3}
-    assert c.features == {"code_size": 1.5}
-    assert c.artifacts == {"stdout": "hello\n", "list": [1, "a"]}
-    assert c.eval_seconds == 0.25
-    assert c.error is None
-
-    child = storage.add_candidate(run_id, seq=1, island=0, parent_ids=[cid, cid],
-                                  operator="crossover", code="x = 1\n", code_hash="def",
-                                  status=Status.PENDING)
-    storage.finish_candidate(child, status=Status.FAILED, error="ZeroDivisionError: boom",
-                             artifacts={"traceback": "..."})
-    c = storage.get_candidate(child)
-    assert c.parent_ids == (cid, cid)
-    assert (c.status, c.error, c.fitness) == (Status.FAILED, "ZeroDivisionError: boom", None)
-    assert child > cid
-
-
-def test_add_finished_candidate_directly(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    first = add(storage, run_id, 0, code_hash="same")
-    dup = add(storage, run_id, 1, code_hash="same", status=Status.DUPLICATE, duplicate_of=first)
-    c = storage.get_candidate(dup)
-    assert (c.status, c.duplicate_of) == (Status.DUPLICATE, first)
-
-
-def test_get_missing_candidate(storage: SQLStorage) -> None:
-    with pytest.raises(StorageError, match="no candidate"):
-        storage.get_candidate(2_000_000_000)
-
-
-def test_counts_and_operator_counts(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    other = new_run(storage, prefix, "other")
-    assert storage.counts(run_id) == {}
-    assert storage.operator_counts(run_id) == {}
-    add_ok(storage, run_id, 0, 1.0, operator="initial")
-    add_ok(storage, run_id, 1, 2.0, operator="swap")
-    failed = add(storage, run_id, 2, operator="swap")
-    storage.finish_candidate(failed, status=Status.FAILED, error="x")
-    timeout = add(storage, run_id, 3, operator="tweak")
-    storage.finish_candidate(timeout, status=Status.TIMEOUT, error="timed out")
-    add(storage, run_id, 4, operator="tweak", status=Status.DUPLICATE)
-    add(storage, run_id, 5, operator="tweak")  # still pending
-    add_ok(storage, other, 0, 5.0, operator="swap")  # another run: not counted
-
-    assert storage.counts(run_id) == {"ok": 2, "failed": 1, "timeout": 1, "duplicate": 1,
-                                      "pending": 1}
-    assert storage.operator_counts(run_id) == {
-        "initial": {"ok": 1},
-        "swap": {"ok": 1, "failed": 1},
-        "tweak": {"timeout": 1, "duplicate": 1, "pending": 1},
-    }
-    assert storage.counts(other) == {"ok": 1}
-
-
-def test_best(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    assert storage.best(run_id) is None
-    pending = add(storage, run_id, 0)
-    assert storage.best(run_id) is None
-    failed = add(storage, run_id, 1)
-    # non-ok candidates never win, even with a (stray) higher fitness
-    storage.finish_candidate(failed, status=Status.FAILED, fitness=1e9, error="x")
-    timeout = add(storage, run_id, 2)
-    storage.finish_candidate(timeout, status=Status.TIMEOUT, fitness=1e8, error="t")
-    add(storage, run_id, 3, status=Status.DUPLICATE)
-    assert storage.best(run_id) is None
-    add_ok(storage, run_id, 4, None)  # ok without fitness: ignored
-    low = add_ok(storage, run_id, 5, -3.0)
-    best = storage.best(run_id)
-    assert best is not None and best.id == low
-    first_top = add_ok(storage, run_id, 6, 2.5)
-    add_ok(storage, run_id, 7, 2.5)  # tie: the earlier one stays best
-    add_ok(storage, run_id, 8, 1.0)
-    best = storage.best(run_id)
-    assert best is not None
-    assert best.id == first_top
-    assert best.fitness == 2.5
-    assert pending not in (best.id,)
-    # other runs are not considered
-    other = new_run(storage, prefix, "other")
-    add_ok(storage, other, 0, 100.0)
-    again = storage.best(run_id)
-    assert again is not None and again.id == first_top
-
-
-def test_code_hashes(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    assert storage.code_hashes(run_id) == {}
-    a = add(storage, run_id, 0, code_hash="aaa")
-    b = add_ok(storage, run_id, 1, 1.0, code_hash="bbb")
-    add(storage, run_id, 2, code_hash="aaa", status=Status.DUPLICATE, duplicate_of=a)
-    add(storage, run_id, 3, code_hash="ccc", status=Status.DUPLICATE, duplicate_of=a)
-    failed = add(storage, run_id, 4, code_hash="ddd")
-    storage.finish_candidate(failed, status=Status.FAILED, error="x")
-    assert storage.code_hashes(run_id) == {"aaa": a, "bbb": b, "ddd": failed}
-    other = new_run(storage, prefix, "other")
-    assert storage.code_hashes(other) == {}
-
-
-def test_next_seq(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    other = new_run(storage, prefix, "other")
-    assert storage.next_seq(run_id) == 0
-    add(storage, run_id, 0)
-    assert storage.next_seq(run_id) == 1
-    add(storage, run_id, 5)
-    add(storage, run_id, 2)
-    assert storage.next_seq(run_id) == 6
-    assert storage.next_seq(other) == 0
-
-
-def test_run_seq_unique(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    other = new_run(storage, prefix, "other")
-    first = add(storage, run_id, 3)
-    with pytest.raises((StorageError, sa.exc.IntegrityError)):
-        add(storage, run_id, 3, code="y = 2\n")
-    # the same seq in another run is fine, and the storage still works
-    add(storage, other, 3)
-    assert [c.id for c in storage.iter_candidates(run_id)] == [first]
-    assert storage.get_candidate(first).code == "x = 3\n"
-
-
-def test_ids_increase(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    ids = [add(storage, run_id, seq) for seq in range(5)]
-    assert ids == sorted(ids) and len(set(ids)) == 5
-
-
-def test_iter_candidates_order_and_filter(storage: SQLStorage, prefix: str) -> None:
-    run_id = new_run(storage, prefix)
-    other = new_run(storage, prefix, "other")
-    for seq in (2, 0, 3, 1):  # inserted out of order
-        cid = add(storage, run_id, seq)
-        if seq in (0, 3):
-            storage.finish_candidate(cid, status=Status.OK, fitness=float(seq))
-        elif seq == 1:
-            storage.finish_candidate(cid, status=Status.FAILED, error="x")
-    add(storage, other, 0)
-    assert [c.seq for c in storage.iter_candidates(run_id)] == [0, 1, 2, 3]
-    assert [c.seq for c in storage.iter_candidates(run_id, (Status.OK,))] == [0, 3]
-    assert [c.seq for c in storage.iter_candidates(run_id, (Status.OK, Status.FAILED))] == [
-        0, 1, 3]
-    assert [c.seq for c in storage.iter_candidates(run_id, (Status.PENDING,))] == [2]
-    assert list(storage.iter_candidates(run_id, (Status.TIMEOUT,))) == []
-    assert [c.seq for c in storage.iter_candidates(run_id, ())] == [0, 1, 2, 3]
-    assert list(storage.iter_candidates(2_000_000_000)) == []
-
-
-def test_data_survives_close_and_reopen(url: str, prefix: str) -> None:
-    s = SQLStorage(url)
-    run_id = new_run(s, prefix, config={"k": "v"})
-    cid = add_ok(s, run_id, 0, 4.25)
-    s.close()
-    again = SQLStorage(url)
-    try:
-        run = again.get_run(prefix + "run")
-        assert run is not None and run.id == run_id and run.config == {"k": "v"}
-        best = again.best(run_id)
-        assert best is not None and (best.id, best.fitness) == (cid, 4.25)
-    finally:
-        again.close()
-
-
-def test_writes_visible_to_a_second_storage(url: str, prefix: str) -> None:
-    writer, reader = SQLStorage(url), SQLStorage(url)
-    try:
-        run_id = new_run(writer, prefix)
-        assert reader.get_run(prefix + "run") is not None
-        cid = add(writer, run_id, 0)
-        assert reader.get_candidate(cid).status == Status.PENDING
-        writer.finish_candidate(cid, status=Status.OK, fitness=1.0)
-        assert reader.counts(run_id) == {"ok": 1}
-    finally:
-        writer.close()
-        reader.close()
+# --- migrations, on every backend (the Storage contract: test_conformance.py) --------
 
 
 def test_migration_is_idempotent(url: str) -> None:
@@ -437,7 +184,7 @@ def test_sqlite_migration_matches_schema(tmp_path: Path) -> None:
     try:
         assert schema_differences(s.engine) == []
         tables = set(sa.inspect(s.engine).get_table_names())
-        assert tables == {"runs", "candidates", "alembic_version"}
+        assert tables == {"runs", "candidates", "programs", "leases", "alembic_version"}
         # the comparison is not vacuous: a missing index shows up
         with s.engine.begin() as conn:
             conn.exec_driver_sql("DROP INDEX ix_candidates_run_fitness")
@@ -464,7 +211,8 @@ def test_postgres_migration_matches_schema() -> None:
         try:
             inspector = sa.inspect(s.engine)
             assert inspector.default_schema_name == schema
-            assert set(inspector.get_table_names()) == {"runs", "candidates", "alembic_version"}
+            assert set(inspector.get_table_names()) == {"runs", "candidates", "programs", "leases",
+                                                        "alembic_version"}
             assert schema_differences(s.engine) == []
             run = s.create_run(name="only", problem="p", problem_path="/p", config={}, seed=0,
                                budget=1)
@@ -534,3 +282,81 @@ def test_add_candidate_for_missing_run(storage: SQLStorage) -> None:
 def test_finish_missing_candidate(storage: SQLStorage) -> None:
     with pytest.raises(StorageError):
         storage.finish_candidate(2_000_000_000, status=Status.OK, fitness=1.0)
+
+
+# --- upgrading a database written before programs and shared runs -------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def old_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A never-opened database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "old.db")
+        return
+    assert PG_URL is not None
+    with postgres_schema(PG_URL) as url:
+        yield url
+
+
+def test_upgrade_from_0003_moves_code_into_programs(old_url: str) -> None:
+    """A 0003 database with candidates: after the upgrade every text, count and counter holds."""
+    url = normalize_url(old_url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(sa.text(
+            "INSERT INTO runs (id, name, problem, problem_path, config, seed, budget, status,"
+            " created_at, updated_at, elapsed_seconds) VALUES"
+            " (1, 'old', 'p', '/p', '{}', 0, 10, 'stopped', 0, 0, 0)"))
+        texts = ["a = 1\n", "b = 2\n", "a = 1\n", "c = 3\n", "ünï = 4\n"]
+        statuses = ["ok", "failed", "duplicate", "pending", "ok"]
+        for seq, (text, status) in enumerate(zip(texts, statuses, strict=True)):
+            conn.execute(sa.text(
+                "INSERT INTO candidates (run_id, seq, island, parent_ids, operator, code,"
+                " code_hash, status, fitness, created_at) VALUES"
+                " (1, :seq, 0, '[]', 'm', :code, :h, :status, :fit, 0)"),
+                {"seq": seq, "code": text, "h": f"h{text}", "status": status,
+                 "fit": float(seq) if status == "ok" else None})
+    engine.dispose()
+    s = SQLStorage(old_url)
+    try:
+        cands = list(s.iter_candidates(1))
+        assert [c.code for c in cands] == texts
+        assert [str(c.status) for c in cands] == statuses
+        with s.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM programs")).scalar() == 4
+        assert s.claimed_evaluations(1) == 4  # ok, failed, pending, ok
+        assert s.claim_seq(1) == 5
+        synced = s.candidates_since(1).candidates
+        assert [c.seq for c in synced] == [0, 1, 2, 4]  # the pending one is not finished
+        assert [c.id for c in s.claim_orphans(1, "new-owner")] == [cands[3].id]
+        assert [c.seq for c in s.elites(1, 5)] == [4, 0]
+    finally:
+        s.close()
+
+
+def test_import_candidates_keeps_counters(tmp_path: Path) -> None:
+    s = SQLStorage(str(tmp_path / "import.db"))
+    try:
+        run_id = new_run(s, "imp-")
+        rows = [{"seq": seq, "island": 0, "parent_ids": [], "operator": "m",
+                 "code": f"v = {seq % 3}\n", "code_hash": f"h{seq % 3}",
+                 "status": Status.OK if seq < 3 else Status.DUPLICATE,
+                 "fitness": float(seq) if seq < 3 else None} for seq in range(6)]
+        rows.append({"seq": 6, "island": 0, "parent_ids": [], "operator": "m",
+                     "code": "w = 1\n", "code_hash": "hw", "status": Status.PENDING})
+        s.import_candidates(run_id, rows)
+        assert [c.code for c in s.iter_candidates(run_id)] == [r["code"] for r in rows]
+        with s.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM programs")).scalar() == 4
+        assert s.claimed_evaluations(run_id) == 4
+        assert s.claim_seq(run_id) == 7
+        assert len(s.candidates_since(run_id).candidates) == 6
+        assert s.find_code_hash(run_id, "h1") is not None
+        got = s.add_proposal(run_id, owner="o", budget=4, island=0, parent_ids=[],
+                             operator="m", code="new = 1\n", code_hash="hnew")
+        assert got is None  # the imported claims count against the budget
+    finally:
+        s.close()
