@@ -19,22 +19,20 @@ from evoforge.archive import Archive, FeatureSpace
 from evoforge.candidate import Candidate, Status, normalized_hash
 from evoforge.config import RunConfig
 from evoforge.executors.base import Executor
-from evoforge.problem.blocks import BlockError, extract_regions
 from evoforge.problem.loader import Problem
 from evoforge.proposers.base import Proposal, ProposalFilter, Proposer
 from evoforge.proposers.filters import NoveltyFilter
 from evoforge.proposers.mutation import MutationProposer
-from evoforge.proposers.mutation.operators import statement_deletions
 from evoforge.run.assess import Assessor
 from evoforge.run.events import Events, Progress, ProgressCallback, RunError, RunResult
 from evoforge.run.objective import error_text, fitness_of, objective_of
+from evoforge.run.simplify import SIMPLIFY, Simplifier
 from evoforge.run.stop import MAX_IDLE_PROPOSALS, StopRule
 from evoforge.storage.base import RunRecord, Storage
 
 __all__ = ["MAX_IDLE_PROPOSALS", "Events", "Evolution", "Progress", "ProgressCallback",
            "RunError", "RunResult", "fitness_of", "objective_of"]
 
-SIMPLIFY = "simplify"
 STATS_EVERY = 10
 # without max_concurrency, model requests in flight are at most this many per worker
 LOOKAHEAD_PER_WORKER = 4
@@ -120,12 +118,9 @@ class Evolution:
         self._func_hashes: dict[str, int] = {}
         self.func_hits = 0
         self.func_saved_seconds = 0.0
-        self.simplifications = 0
         self.probing = self.assessor.probing
-        self._simplify_base: Candidate | None = None
-        self._simplify_queue: list[str] = []
-        self._simplified: set[int] = set()
-        self._since_simplify = 0
+        self.simplifier = Simplifier(problem.template, config.mutation.simplify_every,
+                                     self.probing)
         # proposals ready for a free evaluator, and what requests and evaluations take
         self._ready: deque[_Pending] = deque()
         self._request_seconds: float | None = None
@@ -135,6 +130,11 @@ class Evolution:
         for mutation in (self.proposer, getattr(self.proposer, "mutation", None)):
             if isinstance(mutation, MutationProposer):
                 mutation.is_known = self._known
+
+    @property
+    def simplifications(self) -> int:
+        """Statement deletions that kept behaviour and score, in this session."""
+        return self.simplifier.simplifications
 
     def _known(self, code_hash: str) -> bool:
         return code_hash in self._hashes
@@ -264,52 +264,18 @@ class Evolution:
                          operator=operator, code=code, code_hash=code_hash, status=status,
                          duplicate_of=duplicate_of)
 
-    def _start_simplify(self) -> None:
-        """Begin simplifying the best candidate if it is time (needs functional hashing)."""
-        every = self.config.mutation.simplify_every
-        best = self._best
-        if (not every or not self.probing or self._simplify_queue or best is None
-                or best.seq == 0 or best.id in self._simplified
-                or best.functional_hash is None or self._since_simplify < every):
-            return
-        self._since_simplify = 0
-        self._set_simplify_base(best)
-
-    def _set_simplify_base(self, base: Candidate) -> None:
-        self._simplified.add(base.id)
-        self._simplify_base = base
-        try:
-            regions = extract_regions(self.problem.template, base.code)
-        except BlockError:
-            self._simplify_queue = []
-            return
-        self._simplify_queue = [self.problem.template.render(r)
-                                for r in statement_deletions(regions)]
-
-    def _simplified_ok(self, cand: Candidate) -> None:
-        """A simplification kept behaviour and score: continue from the shorter program."""
-        base = self._simplify_base
-        if (base is not None and cand.operator == SIMPLIFY and cand.status == Status.OK
-                and cand.functional_hash == base.functional_hash
-                and cand.fitness == base.fitness and cand.parent_ids == (base.id,)):
-            self.simplifications += 1
-            self._set_simplify_base(cand)
-
-    def _propose_simplification(self) -> _Pending | None:
-        base = self._simplify_base
-        assert base is not None
-        code = self._simplify_queue.pop(0)
+    def _propose_simplification(self) -> _Pending | bool:
+        """The next statement deletion of the best program; False when none is due."""
+        step = self.simplifier.next(self._best)
+        if step is None:
+            return False
+        base, code = step
         cand = self._new_candidate(island=base.island, parent_ids=[base.id], operator=SIMPLIFY,
                                    code=code, code_hash=normalized_hash(code))
         if cand.status == Status.DUPLICATE:
             self.progress.duplicates += 1
-            return None
+            return True
         return _Pending(cand, base.fitness, None)
-
-    def _simplifying(self) -> bool:
-        """True when a simplification pass has statements left to try (starting one if due)."""
-        self._start_simplify()
-        return bool(self._simplify_queue)
 
     def _select(self, ahead: int = 0) -> tuple[int, Candidate, list[Candidate]]:
         """A parent and inspirations from the archive as it is now.
@@ -323,9 +289,9 @@ class Evolution:
 
     def _propose(self) -> _Pending | None:
         """Make one proposal now (model-free); None when it was a duplicate or nothing."""
-        self._start_simplify()
-        if self._simplify_queue:
-            return self._propose_simplification()
+        simplification = self._propose_simplification()
+        if simplification is not False:
+            return simplification if isinstance(simplification, _Pending) else None
         island, parent, inspirations = self._select()
         return self._register(island, parent, self.proposer.propose(parent, inspirations,
                                                                      self.rng))
@@ -459,8 +425,7 @@ class Evolution:
             self.proposer.feedback(pending.proposal, pending.parent_fitness, cand.fitness,
                                    cand.error)
         self.archive.on_evaluated(p.evaluated, self.rng)
-        self._since_simplify += 1
-        self._simplified_ok(cand)
+        self.simplifier.observe(cand)
         self._since_stats += 1
         if self._since_stats >= STATS_EVERY:
             self._save_stats()
@@ -496,8 +461,9 @@ class Evolution:
             return False  # wait for the initial program before mutating it
         if self.proposer.asynchronous:
             # simplification needs no model: it runs in LLM-driven runs too
-            if self._simplifying():
-                return self._propose_simplification()
+            simplification = self._propose_simplification()
+            if simplification is not False:
+                return simplification if isinstance(simplification, _Pending) else None
             return self._ready.popleft() if self._ready else False
         return self._propose()
 
