@@ -19,6 +19,36 @@ from evoforge.problem.loader import Problem
 from evoforge.run.objective import fitness_of, objective_of, unwrap
 
 
+def eval_job(problem: Problem, config: RunConfig, code: str, function: str = "evaluate",
+             timeout: float | None = None) -> EvalJob:
+    """The sandboxed job that runs ``function`` of ``problem``'s evaluator on ``code``.
+
+    ``timeout`` overrides the config's (``evaluator.test_timeout`` for
+    ``evaluate_test``, else ``evaluator.timeout``).
+    """
+    ev = config.evaluator
+    if timeout is None:
+        timeout = ev.test_timeout if function == "evaluate_test" else ev.timeout
+    return EvalJob(code=code, evaluator_path=problem.evaluator_path,
+                   function=function, timeout=timeout, memory_mb=ev.memory_mb,
+                   output_cap_kb=ev.output_cap_kb, file_mb=ev.file_mb,
+                   max_processes=ev.max_processes, network=ev.network,
+                   probe_arguments=ev.probe_inputs if function == PROBE else None,
+                   program_suffix=problem.file_suffix,
+                   profile=ev.profile and function == "evaluate")
+
+
+def problem_objective(problem: Problem, metrics: dict[str, Any]) -> float | None:
+    """The objective a run gives ``metrics`` of ``problem`` (None when it has none).
+
+    The configured metric, or OpenEvolve's ``combined_score`` fallback (the average
+    of the non-feature metrics), exactly as the loop's :meth:`Assessor.judge`.
+    """
+    features = FeatureSpace(problem.config.database, problem.initial_program)
+    score, _ = objective_of(problem.config, metrics, features.names)
+    return score
+
+
 class Assessor:
     """Evaluates programs of one problem under one configuration.
 
@@ -40,15 +70,7 @@ class Assessor:
 
     def job(self, code: str, function: str = "evaluate") -> EvalJob:
         """The sandboxed job that runs ``function`` of the evaluator on ``code``."""
-        ev = self.config.evaluator
-        timeout = ev.test_timeout if function == "evaluate_test" else ev.timeout
-        return EvalJob(code=code, evaluator_path=self.problem.evaluator_path,
-                       function=function, timeout=timeout, memory_mb=ev.memory_mb,
-                       output_cap_kb=ev.output_cap_kb, file_mb=ev.file_mb,
-                       max_processes=ev.max_processes, network=ev.network,
-                       probe_arguments=ev.probe_inputs if function == PROBE else None,
-                       program_suffix=self.problem.file_suffix,
-                       profile=ev.profile and function == "evaluate")
+        return eval_job(self.problem, self.config, code, function)
 
     def judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
         """Turn an outcome into the fields stored with the candidate.
