@@ -26,6 +26,7 @@ from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.assess import Assessor
 from evoforge.run.events import Events, Progress, ProgressCallback, RunError, RunResult
 from evoforge.run.objective import error_text, fitness_of, objective_of
+from evoforge.run.report import evaluated_of
 from evoforge.run.simplify import SIMPLIFY, Simplifier
 from evoforge.run.stop import MAX_IDLE_PROPOSALS, StopRule
 from evoforge.storage.base import RunRecord, Storage
@@ -149,7 +150,7 @@ class Evolution:
         p.timeouts = counts.get(Status.TIMEOUT, 0)
         p.duplicates = counts.get(Status.DUPLICATE, 0)
         p.rejected = counts.get(Status.REJECTED, 0)
-        p.evaluated = p.ok + p.failed + p.timeouts
+        p.evaluated = evaluated_of(counts)
         usage = self.storage.usage(self.run.id)
         self.cost_spent = usage["cost"]
         self.tokens_spent = int(usage["prompt_tokens"] + usage["completion_tokens"])
