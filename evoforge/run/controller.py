@@ -24,7 +24,14 @@ from evoforge.proposers.base import Proposal, ProposalFilter, Proposer
 from evoforge.proposers.filters import NoveltyFilter
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.assess import Assessor
-from evoforge.run.events import Events, Progress, ProgressCallback, RunError, RunResult
+from evoforge.run.events import (
+    Events,
+    Progress,
+    ProgressCallback,
+    RunError,
+    RunResult,
+    initial_failure,
+)
 from evoforge.run.objective import error_text, fitness_of, objective_of
 from evoforge.run.report import evaluated_of
 from evoforge.run.simplify import SIMPLIFY, Simplifier
@@ -125,6 +132,7 @@ class Evolution:
         # proposals ready for a free evaluator, and what requests and evaluations take
         self._ready: deque[_Pending] = deque()
         self._request_seconds: float | None = None
+        self._requests_done = 0
         self._eval_seconds: float | None = None
         self.rng = random.Random(run.seed)
         # the mutation proposer skips programs already made instead of proposing duplicates
@@ -196,25 +204,7 @@ class Evolution:
         self.archive.add_initial(parent)
 
     def _initial_failure(self, cand: Candidate) -> str:
-        """The one-line stop for an initial program that failed, with the right advice."""
-        program = self.problem.program_path.name
-        error = cand.error or "no reason given"
-        if cand.status == Status.TIMEOUT:
-            advice = (f"make {program} faster or raise evaluator.timeout in "
-                      f"{self.problem.config_name}")
-        elif "No module named" in error:
-            advice = "install the missing package in the environment evoforge runs in"
-        elif error.startswith("importing the evaluator failed"):
-            advice = ("the evaluator cannot run here: install what it needs (a tool, a "
-                      "package, data) where evoforge runs")
-        elif cand.metrics:
-            # the evaluator answered, but its metrics do not fit the configuration
-            advice = (f"set objective or feature_dimensions in {self.problem.config_name} "
-                      "to metrics the evaluator returns")
-        else:
-            advice = f"fix {program}"
-        return (f"the initial program failed its evaluation: {error}; {advice} "
-                "(or start anyway with --allow-failing-initial)")
+        return initial_failure(self.problem, cand)
 
     def _zero_warning(self) -> str | None:
         """A warning when every ok candidate scored exactly 0.0."""
@@ -303,6 +293,7 @@ class Evolution:
         started = time.monotonic()
         proposal = await self.proposer.propose_async(parent, inspirations, rng)
         self._request_seconds = _average(self._request_seconds, time.monotonic() - started)
+        self._requests_done += 1
         return self._register(island, parent, proposal)
 
     def _register(self, island: int, parent: Candidate,
@@ -365,6 +356,18 @@ class Evolution:
             return workers
         ratio = self._request_seconds / max(self._eval_seconds, 1e-3)
         return min(max(math.ceil(workers * ratio), workers), workers * LOOKAHEAD_PER_WORKER)
+
+    def _affordable(self, requests: int) -> bool:
+        """Whether one more request fits the cost and token caps, counting the ones in
+        flight at the average so far: look-ahead must not overshoot a cap by more than
+        one request (the first request always goes, so that a cap is reached)."""
+        if not requests or not self._requests_done:
+            return True
+        after = (requests + 1) / self._requests_done
+        return ((self.max_cost is None
+                 or self.cost_spent * (1 + after) < self.max_cost + 1e-12)
+                and (self.max_tokens is None
+                     or self.tokens_spent * (1 + after) < self.max_tokens))
 
     # ------------------------------------------------------------ evaluation
     async def _evaluate(self, pending: _Pending) -> tuple[_Pending, dict[str, Any]]:
@@ -526,7 +529,7 @@ class Evolution:
                        and self._initial is not None
                        and len(requests) + len(self._ready) < self._lookahead(len(in_flight))
                        and p.evaluated + len(in_flight) + len(self._ready) + len(requests)
-                       < self.run.budget):
+                       < self.run.budget and self._affordable(len(requests))):
                     island, parent, inspirations = self._select(len(requests))
                     rng = random.Random(self.rng.getrandbits(64))
                     requests.add(asyncio.ensure_future(

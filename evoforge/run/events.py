@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from evoforge.candidate import Candidate
+from evoforge.candidate import Candidate, Status
+from evoforge.problem.loader import Problem
 
 
 class RunError(RuntimeError):
@@ -75,3 +76,25 @@ class Events:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+def initial_failure(problem: Problem, cand: Candidate) -> str:
+    """The one-line stop for an initial program that failed, with the right advice."""
+    program = problem.program_path.name
+    error = cand.error or "no reason given"
+    if cand.status == Status.TIMEOUT:
+        advice = (f"make {program} faster or raise evaluator.timeout in "
+                  f"{problem.config_name}")
+    elif "No module named" in error:
+        advice = "install the missing package in the environment evoforge runs in"
+    elif error.startswith("importing the evaluator failed"):
+        advice = ("the evaluator cannot run here: install what it needs (a tool, a "
+                  "package, data) where evoforge runs")
+    elif cand.metrics:
+        # the evaluator answered, but its metrics do not fit the configuration
+        advice = (f"set objective or feature_dimensions in {problem.config_name} "
+                  "to metrics the evaluator returns")
+    else:
+        advice = f"fix {program}"
+    return (f"the initial program failed its evaluation: {error}; {advice} "
+            "(or start anyway with --allow-failing-initial)")
