@@ -16,7 +16,7 @@ from evoforge.run import Events, Progress, create_run, execute
 from evoforge.storage import SQLStorage
 from evoforge.testing import FakeLLMServer, Reply
 
-DELAY = 0.5
+DELAY = 1.0  # long next to a loaded machine's evaluation time
 PROGRAM = """# EVOLVE-BLOCK-START
 def value():
     return 0
@@ -83,8 +83,8 @@ def run(tmp_path: Path, budget: int, workers: int, **llm: Any) -> tuple[float, A
 
 
 def test_requests_run_ahead_and_the_budget_is_exact(tmp_path: Path) -> None:
-    """2 workers, a model that takes 0.5 s, an instant evaluator, no max_concurrency
-    given: with look-ahead the proposals take well under the serial 20 * 0.5 / 2
+    """2 workers, a model that takes 1 s, an instant evaluator, no max_concurrency
+    given: with look-ahead the proposals take well under the serial 20 * 1 / 2
     seconds, and the run evaluates exactly the budget."""
     budget = 21  # the initial program and 20 model proposals
     seconds, result, rows = run(tmp_path, budget, 2)
@@ -99,7 +99,7 @@ def test_requests_run_ahead_and_the_budget_is_exact(tmp_path: Path) -> None:
 def test_reproducible_makes_no_request_ahead(tmp_path: Path) -> None:
     """llm.reproducible: one request per free worker, so the run takes the serial time
     and never asks the model more often than it evaluates."""
-    budget = 5
+    budget = 4
     seconds, result, rows = run(tmp_path, budget, 1, reproducible=True)
     assert result.stop_reason == "budget"
     assert len(rows) == budget  # no proposal made that was not evaluated
@@ -114,12 +114,12 @@ def test_proposals_left_when_time_runs_out_are_stored_as_not_evaluated(
         problem = load_problem(trivial_problem(tmp_path, server.base_url, max_concurrency=6))
         storage = SQLStorage(str(tmp_path / "runs.db"))
         # a slow evaluator: proposals pile up in the queue while one worker evaluates
-        slow = EVALUATOR.replace("    spec =", "    import time\n    time.sleep(0.4)\n"
+        slow = EVALUATOR.replace("    spec =", "    import time\n    time.sleep(1.0)\n"
                                  "    spec =")
         (Path(problem.path) / "evaluator.py").write_text(slow)
         problem = load_problem(problem.path)
         record = create_run(storage, problem, budget=100, workers=1)
-        result = execute(storage, record, workers=1, max_time=2.5, summarize=False)
+        result = execute(storage, record, workers=1, max_time=6.0, summarize=False)
         rows = list(storage.iter_candidates(record.id))
     assert result.stop_reason == "time"
     left = [r for r in rows if r.error and r.error.startswith("not evaluated")]
