@@ -19,10 +19,10 @@ from rich.table import Table
 
 from evoforge.candidate import Candidate, Status
 from evoforge.config import ConfigError
-from evoforge.problem.library import objective, read_meta, score_program
-from evoforge.problem.loader import Problem, ProblemError, builtin_problems, load_problem
+from evoforge.problem.loader import Problem, ProblemError, load_problem
 from evoforge.run.controller import Events, RunError, RunResult
 from evoforge.run.controller import Progress as RunProgress
+from evoforge.run.report import run_report as status_dict
 from evoforge.run.service import create_run, execute
 from evoforge.storage import DEFAULT_URL, RunRecord, Storage, StorageError, open_storage
 
@@ -243,81 +243,6 @@ def resume(
                       executor=executor, ray_address=ray_address, max_cost=max_cost,
                       max_tokens=max_tokens)
     _print_result(record, result)
-
-
-def _model_table(store: Storage, record: RunRecord) -> dict[str, Any]:
-    """Per model: tokens, cost, retries, and the apply success rate per mode."""
-    clients = (record.proposer_stats or {}).get("clients") or {}
-    out: dict[str, Any] = {}
-    for model, by_mode in store.model_stats(record.id).items():
-        entry: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0,
-                                 "retries": (clients.get(model) or {}).get("retries", 0),
-                                 "modes": {}}
-        for mode, row in by_mode.items():
-            proposed = sum(int(v) for k, v in row.items() if k in {s.value for s in Status})
-            rejected = int(row.get(Status.REJECTED, 0))
-            entry["modes"][mode] = {"proposed": proposed, "applied": proposed - rejected,
-                                    "apply_rate": (proposed - rejected) / proposed
-                                    if proposed else None,
-                                    "ok": int(row.get(Status.OK, 0))}
-            for key in ("prompt_tokens", "completion_tokens", "cost"):
-                entry[key] += row.get(key, 0)
-        client = clients.get(model) or {}
-        if client.get("seconds"):
-            # generation time of the local model (remote clients do not time requests)
-            entry["seconds"] = client["seconds"]
-            entry["tokens_per_second"] = client.get("tokens_per_second")
-            proposed = sum(m["proposed"] for m in entry["modes"].values())
-            entry["seconds_per_proposal"] = client["seconds"] / proposed if proposed else None
-        out[model] = entry
-    return out
-
-
-def status_dict(store: Storage, record: RunRecord) -> dict[str, Any]:
-    """The facts ``evoforge status`` shows, as one JSON-able dict."""
-    counts = store.counts(record.id)
-    evaluated = sum(counts.get(s, 0) for s in (Status.OK, Status.FAILED, Status.TIMEOUT))
-    best = store.best(record.id)
-    initial = next(iter(store.iter_candidates(record.id, None)), None)
-    summary = record.summary or {}
-    ops = store.operator_counts(record.id)
-    bandit = (record.proposer_stats or {}).get("bandit", {})
-    arms = bandit.get("arms", bandit) if isinstance(bandit, dict) else {}
-    operators: dict[str, Any] = {}
-    for op, by_status in sorted(ops.items()):
-        entry: dict[str, Any] = {"proposed": sum(by_status.values()), **by_status}
-        arm = arms.get(op) if isinstance(arms, dict) else None
-        if isinstance(arm, dict):
-            pulls = arm.get("pulls", 0)
-            entry["bandit_pulls"] = pulls
-            entry["improvement_rate"] = (arm.get("reward_sum", 0.0) / pulls) if pulls else None
-        operators[op] = entry
-    return {
-        "run": record.name,
-        "problem": record.problem,
-        "status": record.status,
-        "budget": record.budget,
-        "seed": record.seed,
-        "evaluated": evaluated,
-        "ok": counts.get(Status.OK, 0),
-        "failed": counts.get(Status.FAILED, 0),
-        "timeouts": counts.get(Status.TIMEOUT, 0),
-        "duplicates": counts.get(Status.DUPLICATE, 0),
-        "pending": counts.get(Status.PENDING, 0),
-        "best_score": best.score if best else None,
-        "best_id": best.id if best else None,
-        "initial_score": initial.score if initial else None,
-        "elapsed_seconds": round(record.elapsed_seconds, 3),
-        "evals_per_second": (evaluated / record.elapsed_seconds
-                             if record.elapsed_seconds else None),
-        "test": summary.get("test"),
-        "baselines": summary.get("baselines"),
-        "stop_reason": summary.get("stop_reason"),
-        "functional_hashing": store.functional_stats(record.id),
-        "rejected": counts.get(Status.REJECTED, 0),
-        "models": _model_table(store, record),
-        "operators": operators,
-    }
 
 
 @app.command()
@@ -613,111 +538,6 @@ def report(
                   + ", ".join(p.name for p in written))
 
 
-problems_app = typer.Typer(help="The built-in problem library.", no_args_is_help=False,
-                           invoke_without_command=True)
-app.add_typer(problems_app, name="problems")
-
-
-@problems_app.callback()
-def problems(ctx: typer.Context) -> None:
-    """List the built-in problems with their baselines' test scores."""
-    if ctx.invoked_subcommand is not None:
-        return
-    table = Table()
-    for col in ("name", "direction", "baselines (test split)", "summary"):
-        table.add_column(col)
-    for name, path in builtin_problems().items():
-        try:
-            meta = read_meta(path)
-        except ProblemError as exc:
-            table.add_row(name, "-", "-", f"[red]broken:[/] {escape(str(exc))}")
-            continue
-        if meta is None:
-            table.add_row(name, "-", "-", "-")
-            continue
-        base = ", ".join(f"{b} {_fmt(s.get('test'))}" for b, s in meta.baselines.items())
-        table.add_row(name, meta.direction, base or "-", meta.summary)
-    console.print(table)
-
-
-def _builtin(name: str) -> Problem:
-    if name not in builtin_problems():
-        known = ", ".join(builtin_problems())
-        raise CLIError(f"no built-in problem {name!r} (built-ins: {known})")
-    return load_problem(name)
-
-
-@problems_app.command("show")
-def problems_show(
-    name: Annotated[str, typer.Argument(help="Built-in problem name.")],
-    score: Annotated[bool, typer.Option(
-        "--score", help="Also score the initial program and every baseline, now.")] = False,
-) -> None:
-    """Print a problem's README (and, with --score, score its baselines on both splits)."""
-    prob = _builtin(name)
-    readme = prob.path / "README.md"
-    sys.stdout.write(readme.read_text() if readme.exists() else f"{name}: no README\n")
-    if not score:
-        return
-    table = Table(title=f"{name}: {prob.config.objective.metric} "
-                        f"({prob.config.objective.direction}), measured now")
-    for col in ("program", "train", "test"):
-        table.add_column(col, justify="left" if col == "program" else "right")
-    programs = {"initial": prob.initial_program,
-                **{f"baseline {b}": p.read_text() for b, p in prob.baselines.items()}}
-    for label, code in programs.items():
-        cells = []
-        for function in ("evaluate", "evaluate_test"):
-            if function not in prob.evaluator_functions:
-                cells.append("-")
-                continue
-            outcome = score_program(prob, code, function)
-            cells.append(_fmt(objective(prob, outcome.metrics)) if outcome.status == "ok"
-                         else f"{outcome.status}: {outcome.error}")
-        table.add_row(label, *cells)
-    console.print(table)
-
-
-@problems_app.command("score")
-def problems_score(
-    name: Annotated[str, typer.Argument(help="Built-in problem name.")],
-    program: Annotated[Path, typer.Argument(help="Program file to score.")],
-    split: Annotated[str, typer.Option(help="test or train.")] = "test",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    perplexity: Annotated[bool, typer.Option(
-        "--perplexity", help="Check by a real model's perplexity (kv_eviction_real).")] = False,
-) -> None:
-    """Score any program on a problem's test split (or train), isolated like a candidate."""
-    prob = _builtin(name)
-    if split not in ("test", "train"):
-        raise CLIError(f"--split must be test or train, not {split!r}")
-    if not program.is_file():
-        raise CLIError(f"{program}: no such file")
-    if perplexity:  # the problem's own perplexity.py: report(program) -> a table
-        if not (prob.path / "perplexity.py").is_file():
-            raise CLIError(f"{name} has no perplexity check")
-        from evoforge.problem.kit import load_module
-        try:
-            check = load_module(prob.path / "perplexity.py", f"_{name}_perplexity")
-            console.print(check.report(program), markup=False, soft_wrap=True)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
-        return
-    function = "evaluate_test" if split == "test" and prob.has_test_split else "evaluate"
-    outcome = score_program(prob, program.read_text(), function)
-    if outcome.status != "ok":
-        raise CLIError(f"{program}: {outcome.status}: {outcome.error}")
-    if as_json:
-        sys.stdout.write(json.dumps(outcome.metrics) + "\n")
-        return
-    value = objective(prob, outcome.metrics)
-    console.print(f"{name} {split}: {prob.config.objective.metric} = {_fmt(value)} "
-                  f"({prob.config.objective.direction})")
-    meta = read_meta(prob.path)
-    for base, scores in (meta.baselines.items() if meta else []):
-        console.print(f"  baseline {base}: {_fmt(scores.get(split))}")
-
-
 @app.command("install-local")
 def install_local(
     torch: Annotated[str | None, typer.Option(
@@ -738,6 +558,10 @@ def install_local(
             raise CLIError(f"'{shlex.join(command[1:])}' failed (see pip's output above)")
     if not dry_run:
         console.print("the local model is installed: evoforge run PROBLEM --llm local:smollm2")
+
+
+# the problem library's commands register themselves on ``app``
+from evoforge import cli_problems  # noqa: E402,F401
 
 
 def main() -> None:

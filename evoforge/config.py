@@ -112,10 +112,39 @@ class LLMModelConfig(BaseModel):
 
 
 class LLMConfig(BaseModel):
-    """LLM settings as read from the config (OpenEvolve's ``llm`` section included)."""
+    """LLM settings as read from the config (OpenEvolve's ``llm`` section included).
+
+    evoforge's own keys are typed fields; OpenEvolve's per-model defaults
+    (``temperature``, ``max_tokens``, ``timeout``, ...) stay extras that reach every model.
+    """
 
     model_config = ConfigDict(extra="allow")
     models: list[LLMModelConfig] = Field(default_factory=list)
+    modes: list[str] | None = Field(
+        None, description="proposal modes (diff, rewrite, crossover, plan, function, "
+        "expression); default: by the models' prompt style")
+    mutation_operators: bool = Field(
+        True, description="let the bandit pick model-free operators next to the modes")
+    novelty_threshold: float = Field(
+        0.95, gt=0, le=1, description="reject a model's program this similar to an "
+        "evaluated one")
+    fuzzy_similarity: float = Field(
+        0.9, gt=0, le=1, description="how closely a SEARCH block must match the parent")
+    num_ideas: int = Field(4, ge=1, description="ideas asked for in the plan mode")
+    prompt_style: Literal["full", "small"] | None = Field(
+        None, description="prompt style of every model (default: small for the local model)")
+    max_concurrency: int | None = Field(
+        None, ge=1, description="model requests in flight at once, all models together "
+        "(default: enough to keep the workers busy, from the observed model latency and "
+        "evaluation time)")
+    reproducible: bool = Field(
+        False, description="no proposal runs ahead of the evaluators (one request at a "
+        "time, made when a worker is free): with --workers 1, a deterministic evaluator and "
+        "a deterministic model, the same seed gives the same run")
+    max_cost: float | None = Field(
+        None, ge=0, description="stop once the models cost this many US dollars")
+    max_total_tokens: int | None = Field(
+        None, ge=1, description="stop once the models used this many tokens")
 
 
 class ProblemFiles(_Model):
@@ -184,6 +213,11 @@ _OPENEVOLVE_LLM_KEYS = {
     "novelty_threshold",
     "fuzzy_similarity",
     "num_ideas",
+    "prompt_style",
+    "max_concurrency",
+    "reproducible",
+    "max_cost",
+    "max_total_tokens",
 }
 
 

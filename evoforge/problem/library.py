@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evoforge.config import ConfigError, read_yaml_mapping
-from evoforge.evaluation.sandbox import EvalJob, EvalOutcome, check_metrics, run_isolated
+from evoforge.evaluation.sandbox import EvalOutcome, check_metrics, run_isolated
 from evoforge.problem.loader import Problem, ProblemError
 
 META_FILE = "meta.yaml"
@@ -64,10 +64,11 @@ def score_program(problem: Problem, code: str, function: str = "evaluate_test",
     """Evaluate ``code`` with the problem's ``function`` in an isolated process."""
     if function not in problem.evaluator_functions:
         raise ProblemError(f"{problem.evaluator_path}: has no {function}()")
-    ev = problem.config.evaluator
-    job = EvalJob(code=code, evaluator_path=problem.evaluator_path, function=function,
-                  timeout=timeout or ev.test_timeout, memory_mb=ev.memory_mb,
-                  output_cap_kb=ev.output_cap_kb)
+    # the run's own job (limits, file suffix): a score here is a score in a run
+    from evoforge.run.assess import eval_job
+
+    job = eval_job(problem, problem.config, code, function,
+                   timeout or problem.config.evaluator.test_timeout)
     outcome = asyncio.run(run_isolated(job))
     if outcome.status == "ok":
         reason = check_metrics(outcome.metrics)
@@ -78,6 +79,8 @@ def score_program(problem: Problem, code: str, function: str = "evaluate_test",
 
 
 def objective(problem: Problem, metrics: dict[str, Any]) -> float | None:
-    """The problem's objective value in ``metrics`` (None when absent)."""
-    value = metrics.get(problem.config.objective.metric)
-    return float(value) if value is not None else None
+    """The problem's objective value in ``metrics``, as a run computes it (None when
+    absent): the configured metric, or OpenEvolve's ``combined_score`` fallback."""
+    from evoforge.run.assess import problem_objective
+
+    return problem_objective(problem, metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,25 @@ class Proposal:
                 "completion_tokens": self.completion_tokens, "cost": self.cost}
 
 
+class ProposalFilter(ABC):
+    """A check a proposer declares for its proposals (see :attr:`Proposer.filters`).
+
+    Contract:
+        * :meth:`check` says why a proposal is not worth evaluating, with the id of the
+          candidate it resembles, or None; it never changes the proposal.
+        * :meth:`remember` is called once for every evaluated candidate (and for each on
+          resume), so that later checks compare against it.
+    """
+
+    @abstractmethod
+    def check(self, proposal: Proposal) -> tuple[str, int | None] | None:
+        """(reason, id of the candidate it resembles) when ``proposal`` is stopped."""
+
+    @abstractmethod
+    def remember(self, candidate_id: int, code: str) -> None:
+        """An evaluated candidate, for later checks."""
+
+
 class Proposer(ABC):
     """Makes new programs from archived ones.
 
@@ -63,6 +83,10 @@ class Proposer(ABC):
     asynchronous = False
     """True for proposers whose :meth:`propose_async` waits (LLMs): the loop then runs
     proposals concurrently, like evaluations."""
+
+    filters: Sequence[ProposalFilter] = ()
+    """Checks the loop applies to each proposal before it is evaluated (the LLM
+    proposer's novelty gate); a proposal a filter stops is stored as rejected."""
 
     def __init__(self, template: Template) -> None:
         self.template = template

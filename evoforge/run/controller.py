@@ -1,4 +1,8 @@
-"""The search loop: propose, evaluate, tell the archive; budgets, stopping, resume."""
+"""The search loop: propose, evaluate, tell the archive; budgets, stopping, resume.
+
+Model proposals run ahead of the evaluators: requests fill a bounded queue of ready
+proposals while the workers evaluate (see :meth:`Evolution.run_session`).
+"""
 
 from __future__ import annotations
 
@@ -7,76 +11,39 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections import deque
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from evoforge.archive import Archive, FeatureSpace
 from evoforge.candidate import Candidate, Status, normalized_hash
 from evoforge.config import RunConfig
-from evoforge.evaluation.child import PROBE
-from evoforge.evaluation.sandbox import EvalJob, EvalOutcome
 from evoforge.executors.base import Executor
-from evoforge.problem.blocks import BlockError, extract_regions
 from evoforge.problem.loader import Problem
-from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.base import Proposal, ProposalFilter, Proposer
+from evoforge.proposers.filters import NoveltyFilter
 from evoforge.proposers.mutation import MutationProposer
-from evoforge.proposers.mutation.operators import statement_deletions
-from evoforge.run.objective import error_text, fitness_of, objective_of, unwrap
+from evoforge.run.assess import Assessor
+from evoforge.run.events import (
+    Events,
+    Progress,
+    ProgressCallback,
+    RunError,
+    RunResult,
+    initial_failure,
+)
+from evoforge.run.objective import error_text, fitness_of, objective_of
+from evoforge.run.report import evaluated_of
+from evoforge.run.simplify import SIMPLIFY, Simplifier
+from evoforge.run.stop import MAX_IDLE_PROPOSALS, StopRule
 from evoforge.storage.base import RunRecord, Storage
 
-# A proposer that only yields duplicates or nothing must not spin forever.
-MAX_IDLE_PROPOSALS = 500
-SIMPLIFY = "simplify"
+__all__ = ["MAX_IDLE_PROPOSALS", "Events", "Evolution", "Progress", "ProgressCallback",
+           "RunError", "RunResult", "fitness_of", "objective_of"]
+
 STATS_EVERY = 10
-
-
-class RunError(RuntimeError):
-    """The run cannot start or continue; the message says why in one line."""
-
-
-@dataclass
-class Progress:
-    """A snapshot of a run for progress displays.
-
-    Attributes:
-        evaluated: finished evaluations (ok, failed, timeout), initial included.
-        budget: the evaluation budget.
-        ok: evaluations that produced a score.
-        failed: evaluations that failed.
-        timeouts: evaluations that timed out.
-        duplicates: proposals skipped as duplicates.
-        rejected: proposals rejected before evaluation (a reply that did not apply,
-            or too similar to an earlier candidate).
-        best_score: best objective value so far.
-        initial_score: the initial program's objective value.
-        evals_per_second: evaluations per second in this session.
-        running: evaluations in flight.
-    """
-
-    evaluated: int = 0
-    budget: int = 0
-    ok: int = 0
-    failed: int = 0
-    timeouts: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    best_score: float | None = None
-    initial_score: float | None = None
-    evals_per_second: float = 0.0
-    running: int = 0
-
-
-@dataclass
-class RunResult:
-    """How a run session ended."""
-
-    stop_reason: str
-    progress: Progress
-    best: Candidate | None
-    initial: Candidate | None
-    summary: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+# without max_concurrency, model requests in flight are at most this many per worker
+LOOKAHEAD_PER_WORKER = 4
 
 
 @dataclass
@@ -96,19 +63,6 @@ class NoveltyChecker(Protocol):
         """(id, similarity) of a stored near-twin of ``code``, or None."""
 
 
-class Events:
-    """Callbacks from the loop; subclass to display progress. All optional."""
-
-    def progress(self, progress: Progress) -> None:
-        """Called after each finished evaluation or duplicate."""
-
-    def new_best(self, candidate: Candidate, progress: Progress) -> None:
-        """Called when a candidate beats the best so far."""
-
-    def message(self, text: str) -> None:
-        """A line worth showing the user."""
-
-
 class Evolution:
     """One session of a run: resumes whatever the storage holds, then evolves.
 
@@ -123,7 +77,8 @@ class Evolution:
         events: progress callbacks.
         proposer: defaults to the model-free :class:`MutationProposer`.
         max_cost: stop once the models cost this many dollars (known prices only).
-        novelty: a gate that skips near-twins of evaluated programs.
+        novelty: a gate that skips near-twins of evaluated programs, for a proposer
+            that declares no filters of its own.
         max_tokens: stop once the models used this many tokens (prompt + completion).
     """
 
@@ -145,10 +100,13 @@ class Evolution:
         self.cost_spent = 0.0
         self.max_tokens = max_tokens  # model tokens (prompt + completion) for the run
         self.tokens_spent = 0
-        self.novelty = novelty
         self.events = events or Events()
         self.proposer = proposer or MutationProposer(problem.template, config.mutation)
+        self.filters: list[ProposalFilter] = list(self.proposer.filters)
+        if novelty is not None and not self.filters:
+            self.filters.append(NoveltyFilter(novelty))
         self.features = FeatureSpace(config.database, problem.initial_program)
+        self.assessor = Assessor(problem, config, executor, self.features)
         self.archive = Archive(config.database, self.features, maximize=config.maximize)
         self.progress = Progress(budget=run.budget)
         self._stop_reason: str | None = None
@@ -168,18 +126,24 @@ class Evolution:
         self._func_hashes: dict[str, int] = {}
         self.func_hits = 0
         self.func_saved_seconds = 0.0
-        self.simplifications = 0
-        self.probing = ("probe_inputs" in problem.evaluator_functions
-                        or config.evaluator.probe_inputs is not None)
-        self._simplify_base: Candidate | None = None
-        self._simplify_queue: list[str] = []
-        self._simplified: set[int] = set()
-        self._since_simplify = 0
+        self.probing = self.assessor.probing
+        self.simplifier = Simplifier(problem.template, config.mutation.simplify_every,
+                                     self.probing)
+        # proposals ready for a free evaluator, and what requests and evaluations take
+        self._ready: deque[_Pending] = deque()
+        self._request_seconds: float | None = None
+        self._requests_done = 0
+        self._eval_seconds: float | None = None
         self.rng = random.Random(run.seed)
         # the mutation proposer skips programs already made instead of proposing duplicates
         for mutation in (self.proposer, getattr(self.proposer, "mutation", None)):
             if isinstance(mutation, MutationProposer):
                 mutation.is_known = self._known
+
+    @property
+    def simplifications(self) -> int:
+        """Statement deletions that kept behaviour and score, in this session."""
+        return self.simplifier.simplifications
 
     def _known(self, code_hash: str) -> bool:
         return code_hash in self._hashes
@@ -194,7 +158,7 @@ class Evolution:
         p.timeouts = counts.get(Status.TIMEOUT, 0)
         p.duplicates = counts.get(Status.DUPLICATE, 0)
         p.rejected = counts.get(Status.REJECTED, 0)
-        p.evaluated = p.ok + p.failed + p.timeouts
+        p.evaluated = evaluated_of(counts)
         usage = self.storage.usage(self.run.id)
         self.cost_spent = usage["cost"]
         self.tokens_spent = int(usage["prompt_tokens"] + usage["completion_tokens"])
@@ -209,8 +173,8 @@ class Evolution:
                 continue
             if cand.status in (Status.DUPLICATE, Status.REJECTED):
                 continue
-            if self.novelty is not None:
-                self.novelty.add(cand.id, cand.code)
+            for check in self.filters:
+                check.remember(cand.id, cand.code)
             done += 1
             if cand.status == Status.OK:
                 self._place(cand)
@@ -240,25 +204,7 @@ class Evolution:
         self.archive.add_initial(parent)
 
     def _initial_failure(self, cand: Candidate) -> str:
-        """The one-line stop for an initial program that failed, with the right advice."""
-        program = self.problem.program_path.name
-        error = cand.error or "no reason given"
-        if cand.status == Status.TIMEOUT:
-            advice = (f"make {program} faster or raise evaluator.timeout in "
-                      f"{self.problem.config_name}")
-        elif "No module named" in error:
-            advice = "install the missing package in the environment evoforge runs in"
-        elif error.startswith("importing the evaluator failed"):
-            advice = ("the evaluator cannot run here: install what it needs (a tool, a "
-                      "package, data) where evoforge runs")
-        elif cand.metrics:
-            # the evaluator answered, but its metrics do not fit the configuration
-            advice = (f"set objective or feature_dimensions in {self.problem.config_name} "
-                      "to metrics the evaluator returns")
-        else:
-            advice = f"fix {program}"
-        return (f"the initial program failed its evaluation: {error}; {advice} "
-                "(or start anyway with --allow-failing-initial)")
+        return initial_failure(self.problem, cand)
 
     def _zero_warning(self) -> str | None:
         """A warning when every ok candidate scored exactly 0.0."""
@@ -309,76 +255,46 @@ class Evolution:
                          operator=operator, code=code, code_hash=code_hash, status=status,
                          duplicate_of=duplicate_of)
 
-    def _start_simplify(self) -> None:
-        """Begin simplifying the best candidate if it is time (needs functional hashing)."""
-        every = self.config.mutation.simplify_every
-        best = self._best
-        if (not every or not self.probing or self._simplify_queue or best is None
-                or best.seq == 0 or best.id in self._simplified
-                or best.functional_hash is None or self._since_simplify < every):
-            return
-        self._since_simplify = 0
-        self._set_simplify_base(best)
-
-    def _set_simplify_base(self, base: Candidate) -> None:
-        self._simplified.add(base.id)
-        self._simplify_base = base
-        try:
-            regions = extract_regions(self.problem.template, base.code)
-        except BlockError:
-            self._simplify_queue = []
-            return
-        self._simplify_queue = [self.problem.template.render(r)
-                                for r in statement_deletions(regions)]
-
-    def _simplified_ok(self, cand: Candidate) -> None:
-        """A simplification kept behaviour and score: continue from the shorter program."""
-        base = self._simplify_base
-        if (base is not None and cand.operator == SIMPLIFY and cand.status == Status.OK
-                and cand.functional_hash == base.functional_hash
-                and cand.fitness == base.fitness and cand.parent_ids == (base.id,)):
-            self.simplifications += 1
-            self._set_simplify_base(cand)
-
-    def _propose_simplification(self) -> _Pending | None:
-        base = self._simplify_base
-        assert base is not None
-        code = self._simplify_queue.pop(0)
+    def _propose_simplification(self) -> _Pending | bool:
+        """The next statement deletion of the best program; False when none is due."""
+        step = self.simplifier.next(self._best)
+        if step is None:
+            return False
+        base, code = step
         cand = self._new_candidate(island=base.island, parent_ids=[base.id], operator=SIMPLIFY,
                                    code=code, code_hash=normalized_hash(code))
         if cand.status == Status.DUPLICATE:
             self.progress.duplicates += 1
-            return None
+            return True
         return _Pending(cand, base.fitness, None)
 
-    def _simplifying(self) -> bool:
-        """True when a simplification pass has statements left to try (starting one if due)."""
-        self._start_simplify()
-        return bool(self._simplify_queue)
+    def _select(self, ahead: int = 0) -> tuple[int, Candidate, list[Candidate]]:
+        """A parent and inspirations from the archive as it is now.
 
-    def _select(self) -> tuple[int, Candidate, list[Candidate]]:
-        island = self._next_seq % self.config.database.num_islands
+        ``ahead`` counts the requests already in flight, so that concurrent requests
+        spread over the islands as consecutive candidates do.
+        """
+        island = (self._next_seq + ahead) % self.config.database.num_islands
         parent = self.archive.sample_parent(island, self.rng)
         return island, parent, self.archive.inspirations(island, parent, self.rng)
 
     def _propose(self) -> _Pending | None:
         """Make one proposal now (model-free); None when it was a duplicate or nothing."""
-        self._start_simplify()
-        if self._simplify_queue:
-            return self._propose_simplification()
+        simplification = self._propose_simplification()
+        if simplification is not False:
+            return simplification if isinstance(simplification, _Pending) else None
         island, parent, inspirations = self._select()
         return self._register(island, parent, self.proposer.propose(parent, inspirations,
                                                                      self.rng))
 
-    async def _propose_later(self, island: int, parent: Candidate,
-                             inspirations: list[Candidate],
-                             rng: random.Random) -> tuple[_Pending, dict[str, Any]] | None:
-        """Ask an asynchronous proposer (an LLM), then evaluate what it proposed."""
+    async def _request(self, island: int, parent: Candidate, inspirations: list[Candidate],
+                       rng: random.Random) -> _Pending | None:
+        """Ask an asynchronous proposer (a model) and store what it proposed."""
+        started = time.monotonic()
         proposal = await self.proposer.propose_async(parent, inspirations, rng)
-        pending = self._register(island, parent, proposal)
-        if pending is None:
-            return None
-        return await self._evaluate(pending)
+        self._request_seconds = _average(self._request_seconds, time.monotonic() - started)
+        self._requests_done += 1
+        return self._register(island, parent, proposal)
 
     def _register(self, island: int, parent: Candidate,
                   proposal: Proposal | None) -> _Pending | None:
@@ -388,22 +304,18 @@ class Evolution:
             return None
         self.cost_spent += proposal.cost or 0.0
         self.tokens_spent += proposal.prompt_tokens + proposal.completion_tokens
-        if proposal.rejected is not None:
-            self._new_candidate(island=island, parent_ids=proposal.parent_ids,
-                                operator=proposal.operator, code=proposal.code,
-                                code_hash=normalized_hash(proposal.code), proposal=proposal,
-                                status=Status.REJECTED, error=proposal.rejected)
-            self._not_evaluated(proposal, parent, rejected=True)
-            return None
         code_hash = normalized_hash(proposal.code)
-        twin = self._novelty_twin(proposal)
-        if twin is not None and code_hash not in self._hashes:
-            twin_id, similarity = twin
+        stopped: tuple[str, int | None] | None = None
+        if proposal.rejected is not None:
+            stopped = (proposal.rejected, None)
+        elif code_hash not in self._hashes:  # an exact copy is a duplicate, not a rejection
+            stopped = next((s for s in (f.check(proposal) for f in self.filters) if s), None)
+        if stopped is not None:
             self._new_candidate(island=island, parent_ids=proposal.parent_ids,
                                 operator=proposal.operator, code=proposal.code,
                                 code_hash=code_hash, proposal=proposal,
-                                status=Status.REJECTED, duplicate_of=twin_id,
-                                error=f"novelty: {similarity:.3f} similar to candidate {twin_id}")
+                                status=Status.REJECTED, duplicate_of=stopped[1],
+                                error=stopped[0])
             self._not_evaluated(proposal, parent, rejected=True)
             return None
         cand = self._new_candidate(island=island, parent_ids=proposal.parent_ids,
@@ -425,119 +337,42 @@ class Evolution:
         self.proposer.feedback(proposal, parent.fitness, None)
         self.events.progress(self.progress)
 
-    def _novelty_twin(self, proposal: Proposal) -> tuple[int, float] | None:
-        if self.novelty is None or not proposal.operator.startswith("llm"):
-            return None
-        return self.novelty.check(proposal.code)
+    def _lookahead(self, evaluating: int) -> int:
+        """How many model requests and ready proposals to keep (issue 11).
+
+        ``llm.reproducible``: none beyond the free workers, so a request starts only
+        when a worker is free and sees every earlier result. Else ``llm.max_concurrency``,
+        or enough to keep the workers busy: workers * model latency / evaluation time,
+        from what this session observed, between workers and
+        ``LOOKAHEAD_PER_WORKER * workers``.
+        """
+        workers = self.executor.max_workers
+        llm = self.config.llm
+        if llm.reproducible:
+            return max(workers - evaluating, 0)
+        if llm.max_concurrency is not None:
+            return llm.max_concurrency
+        if self._request_seconds is None or self._eval_seconds is None:
+            return workers
+        ratio = self._request_seconds / max(self._eval_seconds, 1e-3)
+        return min(max(math.ceil(workers * ratio), workers), workers * LOOKAHEAD_PER_WORKER)
+
+    def _affordable(self, requests: int) -> bool:
+        """Whether one more request fits the cost and token caps, counting the ones in
+        flight at the average so far: look-ahead must not overshoot a cap by more than
+        one request (the first request always goes, so that a cap is reached)."""
+        if not requests or not self._requests_done:
+            return True
+        after = (requests + 1) / self._requests_done
+        return ((self.max_cost is None
+                 or self.cost_spent * (1 + after) < self.max_cost + 1e-12)
+                and (self.max_tokens is None
+                     or self.tokens_spent * (1 + after) < self.max_tokens))
 
     # ------------------------------------------------------------ evaluation
-    def _job(self, code: str, function: str = "evaluate") -> EvalJob:
-        ev = self.config.evaluator
-        timeout = ev.test_timeout if function == "evaluate_test" else ev.timeout
-        return EvalJob(code=code, evaluator_path=self.problem.evaluator_path,
-                       function=function, timeout=timeout, memory_mb=ev.memory_mb,
-                       output_cap_kb=ev.output_cap_kb, file_mb=ev.file_mb,
-                       max_processes=ev.max_processes, network=ev.network,
-                       probe_arguments=ev.probe_inputs if function == PROBE else None,
-                       program_suffix=self.problem.file_suffix,
-                       profile=ev.profile and function == "evaluate")
-
-    def _judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
-        """Turn an outcome into the fields stored with the candidate."""
-        fields: dict[str, Any] = {"artifacts": outcome.artifacts or None,
-                                  "eval_seconds": outcome.seconds}
-        if outcome.status != "ok":
-            fields.update(status=Status(outcome.status), error=outcome.error)
-            return fields
-        metrics, extra = unwrap(outcome.metrics or {})
-        if extra:
-            fields["artifacts"] = {**extra, **(outcome.artifacts or {})}
-        score, reason = objective_of(self.config, metrics, self.features.names)
-        features: dict[str, float] | None = None
-        if reason is None and score is not None:
-            # OpenEvolve's built-in 'score' feature: the objective, unless the
-            # evaluator returns a metric of that name itself
-            values = metrics if "score" in metrics else {**metrics, "score": score}
-            try:
-                features = self.features.compute(code, values)
-            except (KeyError, TypeError) as exc:
-                reason = str(exc.args[0])
-        if reason is not None or score is None:
-            fields.update(status=Status.FAILED, error=reason, metrics=metrics or None)
-            return fields
-        fields.update(status=Status.OK, score=score, fitness=fitness_of(self.config, score),
-                      metrics=metrics, features=features)
-        return fields
-
-    @property
-    def _stage_functions(self) -> list[str]:
-        """``evaluate_stage1``, ``evaluate_stage2``, ... as far as the evaluator defines them.
-
-        Empty when the config turns the cascade off (``cascade_evaluation: false``).
-        """
-        names: list[str] = []
-        if not self.config.evaluator.cascade_evaluation:
-            return names
-        while f"evaluate_stage{len(names) + 1}" in self.problem.evaluator_functions:
-            names.append(f"evaluate_stage{len(names) + 1}")
-        return names
-
-    def _passes(self, score: float, threshold: float) -> bool:
-        return score >= threshold if self.config.maximize else score <= threshold
-
-    async def _run_stages(self, code: str) -> dict[str, Any]:
-        """Evaluate ``code``: the cascade of stages if the evaluator has one, else evaluate.
-
-        As OpenEvolve's ``Evaluator._cascade_evaluate`` (``openevolve/evaluator.py``):
-        a program whose objective misses the threshold after a stage stops there and
-        keeps the metrics of the stages it ran; it is an ok candidate, not a failure.
-        Its last stage record says ``"stopped": true`` and the threshold it missed.
-        A stage that crashes or times out fails the candidate.
-        """
-        stages = self._stage_functions
-        if not stages:
-            outcome = await self.executor.evaluate(self._job(code))
-            return self._judge(code, outcome)
-        thresholds = self.config.evaluator.cascade_thresholds
-        merged: dict[str, Any] = {}
-        artifacts: dict[str, Any] = {}
-        record: list[dict[str, Any]] = []
-        seconds = 0.0
-        fields: dict[str, Any] = {}
-        for index, function in enumerate(stages):
-            outcome = await self.executor.evaluate(self._job(code, function))
-            seconds += outcome.seconds
-            record.append({"stage": index + 1, "status": outcome.status,
-                           "metrics": outcome.metrics, "seconds": outcome.seconds})
-            merged.update(outcome.metrics)
-            artifacts.update(outcome.artifacts)
-            outcome = EvalOutcome(outcome.status, dict(merged), dict(artifacts), outcome.error,
-                                  seconds)
-            fields = self._judge(code, outcome)
-            fields["stages"] = record
-            if fields["status"] != Status.OK:
-                if fields.get("error"):
-                    fields["error"] = f"stage {index + 1}: {fields['error']}"
-                return fields
-            if index < len(thresholds) and index < len(stages) - 1 and not self._passes(
-                    fields["score"], thresholds[index]):
-                record[-1].update(stopped=True, threshold=thresholds[index])
-                return fields
-        return fields
-
-    async def _probe(self, code: str) -> tuple[str | None, float]:
-        """The functional hash of ``code`` (None if it cannot be probed) and its seconds."""
-        if not self.probing:
-            return None, 0.0
-        outcome = await self.executor.evaluate(self._job(code, PROBE))
-        if outcome.status != "ok":
-            return None, outcome.seconds
-        value = outcome.artifacts.get("probe_hash")
-        return (str(value) if value else None), outcome.seconds
-
     async def _evaluate(self, pending: _Pending) -> tuple[_Pending, dict[str, Any]]:
         code = pending.candidate.code
-        functional_hash, probe_seconds = await self._probe(code)
+        functional_hash, probe_seconds = await self.assessor.probe(code)
         simplify = pending.candidate.operator == SIMPLIFY
         original_id = self._func_hashes.get(functional_hash) if functional_hash else None
         if original_id is not None and not simplify:
@@ -551,9 +386,11 @@ class Evolution:
                 "error": f"functional duplicate of candidate {original_id}",
                 "eval_seconds": probe_seconds,
             }
-        fields = await self._run_stages(code)
+        fields = await self.assessor.assess(code)
         fields["functional_hash"] = functional_hash
         fields["eval_seconds"] = (fields.get("eval_seconds") or 0.0) + probe_seconds
+        # the evaluator's own seconds: a worker's start-up is not the evaluation time
+        self._eval_seconds = _average(self._eval_seconds, fields["eval_seconds"])
         return pending, fields
 
     def _finish(self, pending: _Pending, fields: dict[str, Any]) -> Candidate:
@@ -579,8 +416,8 @@ class Evolution:
         p = self.progress
         p.evaluated += 1
         previous_best = self._best
-        if self.novelty is not None:
-            self.novelty.add(cand.id, cand.code)
+        for check in self.filters:
+            check.remember(cand.id, cand.code)
         if cand.status == Status.OK:
             p.ok += 1
             self._place(cand)
@@ -592,8 +429,7 @@ class Evolution:
             self.proposer.feedback(pending.proposal, pending.parent_fitness, cand.fitness,
                                    cand.error)
         self.archive.on_evaluated(p.evaluated, self.rng)
-        self._since_simplify += 1
-        self._simplified_ok(cand)
+        self.simplifier.observe(cand)
         self._since_stats += 1
         if self._since_stats >= STATS_EVERY:
             self._save_stats()
@@ -614,27 +450,42 @@ class Evolution:
         if self._stopping is not None:  # wake the loop even while evaluations run
             self._stopping.set()
 
-    def _check_stop(self, deadline: float | None) -> None:
-        p = self.progress
-        if self._stop_reason is not None:
-            return
-        if p.evaluated >= self.run.budget:
-            self._stop_reason = "budget"
-        elif deadline is not None and time.monotonic() >= deadline:
-            self._stop_reason = "time"
-        elif self.target is not None and p.best_score is not None and (
-            p.best_score >= self.target if self.config.maximize else p.best_score <= self.target
-        ):
-            self._stop_reason = "target"
-        elif self.max_cost is not None and self.cost_spent >= self.max_cost:
-            self._stop_reason = "cost"
-        elif self.max_tokens is not None and self.tokens_spent >= self.max_tokens:
-            self._stop_reason = "tokens"
-        elif self._idle >= MAX_IDLE_PROPOSALS:
-            self._stop_reason = "stalled (only duplicates or no proposals)"
+    def _check_stop(self, rule: StopRule) -> None:
+        if self._stop_reason is None:
+            p = self.progress
+            self._stop_reason = rule.reason(evaluated=p.evaluated, best_score=p.best_score,
+                                            cost=self.cost_spent, tokens=self.tokens_spent,
+                                            idle=self._idle)
+
+    def _next_evaluation(self) -> _Pending | None | bool:
+        """What a free worker evaluates next; None: nothing this time; False: wait."""
+        if self._requeue:
+            return _Pending(self._requeue.pop(0), None, None)
+        if self._initial is None:
+            return False  # wait for the initial program before mutating it
+        if self.proposer.asynchronous:
+            # simplification needs no model: it runs in LLM-driven runs too
+            simplification = self._propose_simplification()
+            if simplification is not False:
+                return simplification if isinstance(simplification, _Pending) else None
+            return self._ready.popleft() if self._ready else False
+        return self._propose()
+
+    def _abandon_ready(self, reason: str) -> None:
+        """Store the proposals no evaluator took as not evaluated (their cost is counted)."""
+        while self._ready:
+            pending = self._ready.popleft()
+            self.storage.finish_candidate(
+                pending.candidate.id, status=Status.REJECTED,
+                error=f"not evaluated: the run stopped ({reason})")
+            self.progress.rejected += 1
 
     async def run_session(self) -> RunResult:
         """Run until a budget, the target or an interrupt stops it.
+
+        Evaluations start while workers are free and the budget allows (never beyond
+        it); model requests run ahead of them, up to :meth:`_lookahead`, each drawing
+        its parent from the archive as it is when the request starts.
 
         Raises:
             RunError: if the initial program fails its evaluation.
@@ -643,16 +494,20 @@ class Evolution:
         if self._failed_initial is not None:  # resuming a run whose initial program failed
             raise RunError(self._initial_failure(self._failed_initial))
         started = time.monotonic()
-        deadline = started + self.max_time if self.max_time is not None else None
+        rule = StopRule(self.run.budget, None if self.max_time is None
+                        else started + self.max_time, self.target, self.config.maximize,
+                        self.max_cost, self.max_tokens)
         session_evals = 0
         self.storage.update_run(self.run.id, status="running")
-        in_flight: dict[asyncio.Task[tuple[_Pending, dict[str, Any]] | None], int] = {}
+        in_flight: dict[asyncio.Task[tuple[_Pending, dict[str, Any]]], int] = {}
+        requests: set[asyncio.Task[_Pending | None]] = set()
         # a stop request (Ctrl-C) must not wait for a long evaluation to finish
         self._stopping = asyncio.Event()
         if self._stop_reason is not None:
             self._stopping.set()
         stop_waiter = asyncio.ensure_future(self._stopping.wait())
         dispatched = 0
+        p = self.progress
         try:
             if self._next_seq == 0:
                 code = self.problem.initial_program
@@ -660,47 +515,42 @@ class Evolution:
                                               code=code, code_hash=normalized_hash(code))
                 self._requeue.insert(0, initial)
             while True:
-                self._check_stop(deadline)
-                while self._stop_reason is None and len(in_flight) < self.executor.max_workers:
-                    if self.progress.evaluated + len(in_flight) >= self.run.budget:
+                self._check_stop(rule)
+                while (self._stop_reason is None and len(in_flight) < self.executor.max_workers
+                       and p.evaluated + len(in_flight) < self.run.budget):
+                    pending = self._next_evaluation()
+                    if pending is False:
                         break
-                    task: asyncio.Task[tuple[_Pending, dict[str, Any]] | None] | None = None
-                    if self._requeue:
-                        cand = self._requeue.pop(0)
-                        task = asyncio.ensure_future(self._evaluate(_Pending(cand, None, None)))
-                    elif self._initial is None:
-                        break  # wait for the initial program before mutating it
-                    elif self.proposer.asynchronous and self._simplifying():
-                        # simplification needs no model: it runs in LLM-driven runs too
-                        pending = self._propose_simplification()
-                        if pending is not None:
-                            task = asyncio.ensure_future(self._evaluate(pending))
-                    elif self.proposer.asynchronous:
-                        island, parent, inspirations = self._select()
-                        rng = random.Random(self.rng.getrandbits(64))
-                        task = asyncio.ensure_future(
-                            self._propose_later(island, parent, inspirations, rng))
-                    else:
-                        pending = self._propose()
-                        if pending is not None:
-                            task = asyncio.ensure_future(self._evaluate(pending))
-                    if task is not None:
-                        in_flight[task] = dispatched
+                    if isinstance(pending, _Pending):
+                        in_flight[asyncio.ensure_future(self._evaluate(pending))] = dispatched
                         dispatched += 1
-                    self._check_stop(deadline)
-                if not in_flight:
+                    self._check_stop(rule)
+                while (self._stop_reason is None and self.proposer.asynchronous
+                       and self._initial is not None
+                       and len(requests) + len(self._ready) < self._lookahead(len(in_flight))
+                       and p.evaluated + len(in_flight) + len(self._ready) + len(requests)
+                       < self.run.budget and self._affordable(len(requests))):
+                    island, parent, inspirations = self._select(len(requests))
+                    rng = random.Random(self.rng.getrandbits(64))
+                    requests.add(asyncio.ensure_future(
+                        self._request(island, parent, inspirations, rng)))
+                if not in_flight and not requests:
+                    if self._ready and self._stop_reason is None:
+                        continue  # a worker is free for a ready proposal
                     break
-                self.progress.running = len(in_flight)
-                wait = None if deadline is None else max(deadline - time.monotonic(), 0.01)
-                waited, _ = await asyncio.wait([*in_flight, stop_waiter], timeout=wait,
+                p.running, p.requests, p.ready = len(in_flight), len(requests), len(self._ready)
+                waited, _ = await asyncio.wait([*in_flight, *requests, stop_waiter],
+                                               timeout=rule.seconds_left(),
                                                return_when=asyncio.FIRST_COMPLETED)
+                for request in [t for t in requests if t in waited]:
+                    requests.discard(request)
+                    proposed = request.result()
+                    if proposed is not None:
+                        self._ready.append(proposed)
                 done = [t for t in in_flight if t in waited]
                 for finished in sorted(done, key=lambda t: in_flight[t]):
-                    result = finished.result()
+                    pending_done, fields = finished.result()
                     del in_flight[finished]
-                    if result is None:
-                        continue
-                    pending_done, fields = result
                     cand = self._finish(pending_done, fields)
                     session_evals += 1
                     if cand.seq == 0 and cand.status != Status.OK:
@@ -708,17 +558,18 @@ class Evolution:
                             raise RunError(self._initial_failure(cand))
                         self._adopt_failed_initial(cand)
                 elapsed = time.monotonic() - started
-                self.progress.evals_per_second = session_evals / elapsed if elapsed else 0.0
-                if self._stop_reason is not None and in_flight:
+                p.evals_per_second = session_evals / elapsed if elapsed else 0.0
+                if self._stop_reason is not None and (in_flight or requests):
                     break
         finally:
             stop_waiter.cancel()
-            for running in in_flight:
+            for running in [*in_flight, *requests]:
                 running.cancel()
-            for running in in_flight:
+            for running in [*in_flight, *requests]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await running
-            self.progress.running = 0
+            self._abandon_ready(self._stop_reason or "error")
+            p.running = p.requests = p.ready = 0
             elapsed = time.monotonic() - started
             self.storage.update_run(
                 self.run.id,
@@ -728,7 +579,7 @@ class Evolution:
             )
         reason = self._stop_reason or "done"
         zero = self._zero_warning()
-        return RunResult(stop_reason=reason, progress=self.progress, best=self._best,
+        return RunResult(stop_reason=reason, progress=p, best=self._best,
                          initial=self._initial, warnings=[zero] if zero else [])
 
     async def score_test(self, candidate: Candidate) -> float | None:
@@ -739,11 +590,9 @@ class Evolution:
 
     async def score_code(self, code: str, function: str = "evaluate") -> float | None:
         """Evaluate any program with ``function``; its objective, or None if it failed."""
-        outcome = await self.executor.evaluate(self._job(code, function))
-        if outcome.status != "ok":
-            return None
-        score, _ = objective_of(self.config, outcome.metrics, self.features.names)
-        return score
+        return await self.assessor.score(code, function)
 
 
-ProgressCallback = Callable[[Progress], None]
+def _average(previous: float | None, value: float) -> float:
+    """An exponential moving average that follows changes within a few samples."""
+    return value if previous is None else 0.8 * previous + 0.2 * value

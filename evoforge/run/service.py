@@ -16,7 +16,6 @@ from evoforge.executors.base import Executor
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem.loader import Problem, ProblemError, load_problem
 from evoforge.proposers.llm.backend import Backend
-from evoforge.proposers.llm.novelty import NoveltyGate
 from evoforge.proposers.llm.prices import unpriced
 from evoforge.proposers.llm.proposer import LLMProposer, parse_llm_spec, specs_from_config
 from evoforge.proposers.llm.types import LLMError
@@ -148,14 +147,13 @@ def _caps(storage: Storage, run: RunRecord, config: RunConfig, max_cost: float |
         raise RunError(f"--max-cost must be at least 0, not {max_cost:g}")
     if max_tokens is not None and max_tokens < 1:
         raise RunError(f"--max-tokens must be at least 1, not {max_tokens}")
-    extra = dict(config.llm.model_extra or {})
-    if max_cost is None and extra.get("max_cost") is not None:
-        max_cost = float(extra["max_cost"])
-    if max_tokens is None and extra.get("max_total_tokens") is not None:
-        max_tokens = int(extra["max_total_tokens"])
-    if (extra.get("max_cost"), extra.get("max_total_tokens")) != (max_cost, max_tokens):
-        llm = LLMConfig.model_validate({**config.llm.model_dump(), "max_cost": max_cost,
-                                        "max_total_tokens": max_tokens})
+    llm = config.llm
+    if max_cost is None:
+        max_cost = llm.max_cost
+    if max_tokens is None:
+        max_tokens = llm.max_total_tokens
+    if (llm.max_cost, llm.max_total_tokens) != (max_cost, max_tokens):
+        llm = llm.model_copy(update={"max_cost": max_cost, "max_total_tokens": max_tokens})
         config = config.model_copy(update={"llm": llm})
         storage.update_run(run.id, config=config.model_dump(mode="json"))
     return config, max_cost, max_tokens
@@ -206,7 +204,6 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
     async def main() -> RunResult:
         backend: Backend | None = None
         proposer: LLMProposer | None = None
-        novelty: NoveltyGate | None = None
         if specs:
             # fail fast: a missing key or an unreachable endpoint stops us before any work
             try:
@@ -217,12 +214,10 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
                     await backend.close()
                 raise RunError(str(exc)) from None
             proposer = LLMProposer(problem.template, config, specs, backend, problem.path)
-            threshold = float((config.llm.model_extra or {}).get("novelty_threshold", 0.95))
-            novelty = NoveltyGate(threshold=threshold)
         runner = make_executor(executor, n_workers, config, ray_address)
         evo = Evolution(problem, storage, run, runner, config, max_time=max_time,
                         target=target, events=events, proposer=proposer,
-                        max_cost=max_cost, novelty=novelty, max_tokens=max_tokens)
+                        max_cost=max_cost, max_tokens=max_tokens)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, evo.request_stop, "interrupted")

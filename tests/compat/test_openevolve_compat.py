@@ -491,8 +491,8 @@ def test_llm_section_settings_reach_every_model(tmp_path: Path) -> None:
     assert bases == [("small", "http://127.0.0.1:8000/v1"), ("big", "http://127.0.0.1:9000/v1")]
     extra = [m.model_extra or {} for m in config.llm.models]
     assert all(e["max_retries"] == 5 and e["api_key_env"] == "MY_SERVER_KEY" for e in extra)
-    assert "rewrite" in (config.llm.model_extra or {})["modes"]
-    assert "diff" not in (config.llm.model_extra or {})["modes"]
+    assert config.llm.modes is not None and "rewrite" in config.llm.modes
+    assert "diff" not in config.llm.modes
     assert len(warnings) == 1 and "llm.top_p" in warnings[0]
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from evoforge.proposers.llm.types import Completion, LLMError, ModelSpec
 
@@ -395,13 +395,17 @@ class LLMClient:
         max_tokens: int,
     ) -> Completion:
         import openai
+        from openai.types.chat import ChatCompletion
 
         try:
-            response = await client.chat.completions.create(
-                model=spec.name,
-                messages=cast(Any, messages),
-                temperature=temperature,
-                max_tokens=max_tokens,
+            # the plain JSON body through the client's post(): the same request,
+            # retries and errors as chat.completions.create, without its per-call
+            # transform of the typed parameters (about 9 ms of CPU a request, issue 11)
+            response = await client.post(
+                "/chat/completions",
+                body={"model": spec.name, "messages": messages,
+                      "temperature": temperature, "max_tokens": max_tokens},
+                cast_to=ChatCompletion,
             )
         except openai.APIStatusError as exc:
             status = exc.status_code

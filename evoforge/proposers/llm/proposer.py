@@ -28,6 +28,7 @@ from evoforge.config import RunConfig
 from evoforge.problem.blocks import Template
 from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.filters import NoveltyFilter
 from evoforge.proposers.llm.apply import ApplyError, apply_diff, apply_rewrite
 from evoforge.proposers.llm.focus import (
     FunctionTarget,
@@ -38,11 +39,14 @@ from evoforge.proposers.llm.focus import (
     function_done,
     region_functions,
 )
+from evoforge.proposers.llm.novelty import NoveltyGate
 from evoforge.proposers.llm.prices import split_price, with_known_price
 from evoforge.proposers.llm.prompts import PromptBuilder, parse_ideas
 from evoforge.proposers.llm.types import Completion, LLMError, ModelSpec
 from evoforge.proposers.mutation import MutationProposer
 
+# requests in flight to one model when the config sets no max_concurrency
+MODEL_REQUESTS = 16
 MODES = ("diff", "rewrite", "crossover", "plan", "function", "expression")
 """Every valid mode."""
 DEFAULT_MODES = ("diff", "rewrite", "crossover", "plan")
@@ -151,27 +155,29 @@ class LLMProposer(Proposer):
         self.backend = backend
         self.specs = {s.label: s for s in specs}
         self.mutation = MutationProposer(template, config.mutation)
-        extra = config.llm.model_extra or {}
-        style = extra.get("prompt_style")
+        llm = config.llm
+        style = llm.prompt_style
         if style is not None and style not in PROMPT_STYLES:
             raise ValueError(f"llm.prompt_style must be full or small, not {style!r}")
         # small prompts: a local model by default; per model (prompt_style) or for all
         self.styles = {s.label: s.prompt_style or style
                        or ("small" if s.api_base == "local" else "full") for s in specs}
         small = all(v == "small" for v in self.styles.values())
-        modes = list(extra.get("modes") or (SMALL_MODES if small else DEFAULT_MODES))
+        modes = list(llm.modes or (SMALL_MODES if small else DEFAULT_MODES))
         unknown = [m for m in modes if m not in MODES]
         if unknown:
             raise ValueError(f"unknown llm.modes {unknown}; valid: {', '.join(MODES)}")
         self.modes = [f"llm:{m}" for m in modes]
-        include_mutation = bool(extra.get("mutation_operators", True))
+        include_mutation = llm.mutation_operators
         self.arms = (list(self.mutation.operators) if include_mutation else []) + self.modes
         self.bandit = Bandit(self.arms, kind=config.mutation.bandit)
         self.models = ModelBandit(specs)
         self.prompts = PromptBuilder(problem_dir, config.system_message,
                                      config.objective.metric, config.maximize)
-        self.similarity = float(extra.get("fuzzy_similarity", 0.9))
-        self.num_ideas = int(extra.get("num_ideas", 4))
+        self.similarity = llm.fuzzy_similarity
+        self.num_ideas = llm.num_ideas
+        # a model's program too close to an evaluated one is not worth an evaluation
+        self.filters = [NoveltyFilter(NoveltyGate(threshold=llm.novelty_threshold))]
         self.failures: deque[tuple[str, str]] = deque(maxlen=self.max_failures_shown)
 
     def propose(self, parent: Candidate, inspirations: list[Candidate],
@@ -397,6 +403,9 @@ def specs_from_config(config: RunConfig) -> list[ModelSpec]:
     llm = config.llm
     defaults = {k: v for k, v in (llm.model_extra or {}).items()
                 if k in ("temperature", "max_tokens", "timeout")}
+    # the section's value reaches every model; without one the run loop's look-ahead
+    # decides how many requests are in flight, and a model takes up to MODEL_REQUESTS
+    defaults["max_concurrency"] = llm.max_concurrency or MODEL_REQUESTS
     specs = []
     for model in llm.models:
         data = {**defaults, **model.model_dump(exclude_none=True)}
