@@ -6,8 +6,11 @@ import pytest
 
 # Tests on one shared resource run one after another under pytest-xdist (`--dist
 # loadgroup`): the shared PostgreSQL database, and Ray (one local cluster at a time fits
-# the machine's memory).
-_GROUPS = {"postgres": "postgres", "test_ray": "ray", "[ray]": "ray", "ray_cluster": "ray"}
+# the machine's memory; and a test cluster made by ray.cluster_utils is written down as
+# the machine's "current" cluster, which a concurrent ray.init() without an address joins,
+# and loses, with a KeyboardInterrupt, when that test shuts it down).
+_GROUPS = {"postgres": "postgres", "test_ray": "ray", "[ray]": "ray", "ray_cluster": "ray",
+           "::testrayexecutor::": "ray"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -150,8 +150,9 @@ class RayExecutor(Executor):
         max_workers: concurrent evaluations; for a local Ray instance also the
             number of CPUs it is given.
         address: the Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``,
-            ``"host:6379"``); None starts a local Ray instance unless Ray is already
-            initialized in this process or ``RAY_ADDRESS`` names a cluster.
+            ``"host:6379"``); None starts a new local Ray instance (never joins one that
+            another program started on this machine; give ``"auto"`` for that) unless
+            Ray is already initialized in this process or ``RAY_ADDRESS`` names a cluster.
         isolation: ``fork`` (default): ``max_workers`` Ray actors each host a
             fork-server worker (:class:`ForkServerHost`), with the same cgroup,
             subreaper, namespaces and limits as locally; ``spawn``: a Ray task per
@@ -203,6 +204,9 @@ class RayExecutor(Executor):
             "logging_level": logging.ERROR,
         }
         if local:
+            # "local": a new instance; without it ray.init joins whatever cluster was
+            # last started on this machine (ray start, or a test's cluster)
+            options["address"] = "local"
             options["num_cpus"] = self.max_workers
         try:
             ray.init(**options)

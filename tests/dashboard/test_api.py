@@ -223,9 +223,14 @@ def test_model_statistics_of_an_llm_run(html_problem: Path, tmp_path: Path,
 
     better = Reply.diff("    y = 1.0 * x + 0.5", "    y = 0.3 * x * x - 2 * x + 1")
     db = tmp_path / "llm.db"
+    # every proposal from the model: with the model-free operators mixed in, a short run
+    # may draw none of the model's arms (they answer at once, ahead of the model)
+    config = tmp_path / "config.yaml"
+    config.write_text(helpers.CONFIG + "llm: {mutation_operators: false}\n")
     with FakeLLMServer([better], default=Reply.garbage()) as server:
         proc = helpers.evoforge("run", str(html_problem), "--budget", "4", "--workers", "1",
                                 "--storage", str(db), "--run-name", "llm",
+                                "--config", str(config),
                                 "--llm", f"{server.base_url}:fake-model", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     status = helpers.status_json(db, "llm")

@@ -30,7 +30,7 @@ class TestRayExecutor(ExecutorConformance):
         """One local Ray instance for the class (starting Ray takes seconds)."""
         import ray
 
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         yield
         ray.shutdown()
 
