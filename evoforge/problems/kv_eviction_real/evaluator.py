@@ -104,3 +104,24 @@ def evaluate_test(program_path: str) -> kit.Scores:
     perplexity see perplexity.py and ``evoforge problems score ... --perplexity``)."""
     with load_policy(program_path) as program:
         return score_program(program, "test")
+
+
+# ---------------------------------------------------------------- functional hashing
+
+PROBE_FUNCTION = "keep_score"
+"""Functional hashing calls the evolved ``keep_score`` directly on :func:`probe_inputs`."""
+
+PROBE_TOKENS = 40  # the first tokens of a recorded training sequence
+PROBE_BUDGETS = (6, 14)
+
+
+def probe_inputs() -> list[tuple[object, ...]]:
+    """Functional hashing inputs: every eviction step of the first ``PROBE_TOKENS``
+    tokens of two recorded training sequences (real attention), at a tight and a
+    loose budget; the decode is :func:`base.probe_steps`'s."""
+    traces = make_traces("train")
+    inputs: list[tuple[object, ...]] = []
+    for index, budget in enumerate(PROBE_BUDGETS):
+        attn = traces[index % len(traces)].attn[:, :PROBE_TOKENS, :PROBE_TOKENS]
+        inputs += base.probe_steps(attn, budget)
+    return inputs
