@@ -24,6 +24,7 @@ PROBED = sorted(set(builtin_problems()) - SPEED_SCORED)
 
 # Baselines that are the initial program in other words: same behaviour, other text.
 SAME_AS_INITIAL = {
+    "bin_packing": {"first_fit"},
     "job_shop": {"spt"},
     "txn_scheduling": {"fifo"},
     "tts_allocation": {"uniform_best_of_n"},
