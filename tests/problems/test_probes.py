@@ -9,7 +9,10 @@ when their text differs; programs that behave differently must not.
 from __future__ import annotations
 
 import ast
+import importlib.util
+import inspect
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,25 @@ def _hash(problem: Problem, program: Path) -> str:
     out = probe(module, str(program), problem.config.evaluator.probe_inputs)
     assert "error" not in out, out
     return str(out["artifacts"]["probe_hash"])
+
+
+def _probe_calls(problem: Problem, program: Path) -> list[Any]:
+    """Call the probed function on every probe input here: the outputs, or raise."""
+    module, error = import_evaluator(str(problem.evaluator_path))
+    assert error is None, error
+    arguments = problem.config.evaluator.probe_inputs
+    inputs = ([tuple(a) for a in arguments] if arguments is not None
+              else list(module.probe_inputs()))
+    spec = importlib.util.spec_from_file_location("probed_program", program)
+    assert spec is not None and spec.loader is not None
+    code = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code)
+    name = getattr(module, "PROBE_FUNCTION", None)
+    if name is None:
+        name = next(k for k, v in vars(code).items()
+                    if inspect.isfunction(v) and v.__module__ == code.__name__)
+    func = getattr(code, name)
+    return [func(*(a if isinstance(a, tuple) else (a,))) for a in inputs]
 
 
 def _raising(problem: Problem, folder: Path) -> Path:
@@ -73,6 +95,16 @@ def test_probe_separates_programs_that_behave_differently(name: str, tmp_path: P
     assert len(distinct) == len(baselines) - len(same), baselines
     # the inputs are deterministic: a second probe gives the same hash
     assert _hash(problem, problem.program_path) == initial
+
+
+@pytest.mark.parametrize("name", PROBED)
+def test_probed_function_runs_on_every_probe_input(name: str) -> None:
+    """The initial program and every baseline answer every probe input without raising
+    (a probe that only raises would give every program the same hash)."""
+    problem = load_problem(name)
+    for program in [problem.program_path, *problem.baselines.values()]:
+        outputs = _probe_calls(problem, program)
+        assert outputs and all(out is not None for out in outputs), program.name
 
 
 @pytest.mark.parametrize("name", PROBED)
