@@ -143,5 +143,5 @@ def evaluate_test(program_path: str) -> kit.Scores:
 
 
 # Functional hashing (config.yaml probe_inputs: one call without arguments) calls
-# place_centers, not the program's first function (relax, the descent helper).
+# place_centers by name, whatever the evolved block defines first.
 PROBE_FUNCTION = "place_centers"

@@ -7,6 +7,8 @@ those centres the radii with the largest possible sum (a small linear program,
 solved exactly) and shrinks them by 1e-12 so that every constraint holds in
 floating point. Centres outside the square are clipped onto its sides first
 (such a circle gets radius 0). ``place_centers`` must return 26 finite points.
+The fixed helper ``relax(centers, rounds, rate)`` is a building block the evolved
+code may call: a penalty descent that moves given centres apart (no step at 0 rounds).
 """
 
 import numpy as np
@@ -15,8 +17,33 @@ N_CIRCLES = 26
 
 
 # EVOLVE-BLOCK-START
-RELAX_ROUNDS = 0    # rounds of 1,000 penalty-descent steps after the placement (0: none)
-RELAX_RATE = 0.003  # the descent's step size
+RELAX_ROUNDS = 0    # rounds of 1,000 steps of relax() after the placement (0: none)
+RELAX_RATE = 0.003  # relax()'s step size
+
+
+def place_centers() -> np.ndarray:
+    """One circle in the middle, a ring of 8 around it and a ring of 17 outside that,
+    then ``RELAX_ROUNDS`` rounds of :func:`relax` (none: the rings as they are)."""
+    inner_count = 8
+    inner_radius = 0.25
+    inner_phase = 0.0
+    outer_radius = 0.45
+    outer_phase = 0.0
+    outer_shape = 2.0  # 2 is a circle; larger values bend the ring towards the square
+    centers = [(0.5, 0.5)]
+    for k in range(inner_count):
+        angle = inner_phase + 2 * np.pi * k / inner_count
+        centers.append((0.5 + inner_radius * np.cos(angle), 0.5 + inner_radius * np.sin(angle)))
+    outer_count = N_CIRCLES - 1 - inner_count
+    for k in range(outer_count):
+        angle = outer_phase + 2 * np.pi * k / outer_count
+        c, s = np.cos(angle), np.sin(angle)
+        scale = outer_radius / (np.abs(c) ** outer_shape + np.abs(s) ** outer_shape) ** (
+            1 / outer_shape
+        )
+        centers.append((0.5 + scale * c, 0.5 + scale * s))
+    return relax(np.array(centers), RELAX_ROUNDS, RELAX_RATE)
+# EVOLVE-BLOCK-END
 
 
 def relax(centers: np.ndarray, rounds: int, rate: float) -> np.ndarray:
@@ -55,31 +82,6 @@ def relax(centers: np.ndarray, rounds: int, rate: float) -> np.ndarray:
         x -= rate * (1 - 0.9 * t / steps) * step
         x[2 * N_CIRCLES :] = np.maximum(x[2 * N_CIRCLES :], 0.0)
     return x[: 2 * N_CIRCLES].reshape(N_CIRCLES, 2)
-
-
-def place_centers() -> np.ndarray:
-    """One circle in the middle, a ring of 8 around it and a ring of 17 outside that,
-    then ``RELAX_ROUNDS`` rounds of :func:`relax` (none: the rings as they are)."""
-    inner_count = 8
-    inner_radius = 0.25
-    inner_phase = 0.0
-    outer_radius = 0.45
-    outer_phase = 0.0
-    outer_shape = 2.0  # 2 is a circle; larger values bend the ring towards the square
-    centers = [(0.5, 0.5)]
-    for k in range(inner_count):
-        angle = inner_phase + 2 * np.pi * k / inner_count
-        centers.append((0.5 + inner_radius * np.cos(angle), 0.5 + inner_radius * np.sin(angle)))
-    outer_count = N_CIRCLES - 1 - inner_count
-    for k in range(outer_count):
-        angle = outer_phase + 2 * np.pi * k / outer_count
-        c, s = np.cos(angle), np.sin(angle)
-        scale = outer_radius / (np.abs(c) ** outer_shape + np.abs(s) ** outer_shape) ** (
-            1 / outer_shape
-        )
-        centers.append((0.5 + scale * c, 0.5 + scale * s))
-    return relax(np.array(centers), RELAX_ROUNDS, RELAX_RATE)
-# EVOLVE-BLOCK-END
 
 
 def max_radii(centers: np.ndarray) -> np.ndarray:
