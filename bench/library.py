@@ -144,7 +144,7 @@ def markdown(rows: list[dict[str, Any]], budget: int, seeds: list[int]) -> str:
     return header + "\n\n" + "\n".join(lines) + "\n"
 
 
-def work_markdown(rows: list[dict[str, Any]], budget: int) -> str:
+def work_markdown(rows: list[dict[str, Any]], budget: int, seeds: list[int]) -> str:
     """The "Work not repeated" table: one line per problem and seed."""
     lines = [
         "| problem | seed | proposals | evaluated | failed | duplicates (functional) | "
@@ -160,8 +160,11 @@ def work_markdown(rows: list[dict[str, Any]], budget: int) -> str:
                 f"{_fmt(w['eval_seconds'])} | {_fmt(w['probe_seconds'])} | "
                 f"{w['seconds_saved']:.1f} | {w['simplify_evaluated']} / "
                 f"{w['simplify_kept']} ({w['simplify_chars_removed']}) | {w['seconds']:.0f} |")
+    names = " ".join(row["problem"] for row in rows)
+    seed_list = " ".join(str(seed) for seed in seeds)
     header = (f"Model-free runs of {budget} evaluations (2 workers), measured in one run of "
-              f"`python bench/library.py --budget {budget} --work-only`. Duplicates are "
+              f"`python bench/library.py --budget {budget} --seeds {seed_list} --problems "
+              f"{names} --work-only`. Duplicates are "
               "proposals not evaluated (same normalized text, or in brackets, same "
               "functional hash: the probe's outputs matched an evaluated program's); "
               "eval s saved is the evaluation time those functional hits did not spend.")
@@ -195,7 +198,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "library.json").write_text(json.dumps(rows, indent=2))
     table = markdown(rows, args.budget, args.seeds)
-    work = work_markdown(rows, args.budget)
+    work = work_markdown(rows, args.budget, args.seeds)
     print(table)
     print(work)
     doc = args.doc.read_text() if args.doc.exists() else "# Benchmarks\n"
