@@ -310,3 +310,21 @@ def test_problem_loads_as_builtin():
     assert set(problem.baselines) == {"grid", "penalty_descent"}
     assert problem.config.maximize and problem.config.score_round == 6
     assert problem.warnings == []
+
+
+# ------------------------------------------------------------ the relax building block
+
+
+def test_one_constant_mutation_turns_the_descent_on(tmp_path: Path) -> None:
+    """RELAX_ROUNDS = 0 leaves the rings; 2 rounds of the in-block descent (one constant
+    mutation) reach the penalty_descent baseline's level, as the README says."""
+    assert program.RELAX_ROUNDS == 0
+    text = INITIAL.read_text()
+    assert "RELAX_ROUNDS = 0 " in text
+    relaxed = tmp_path / "relaxed.py"
+    relaxed.write_text(text.replace("RELAX_ROUNDS = 0 ", "RELAX_ROUNDS = 2 ", 1))
+    start = ev.evaluate(str(INITIAL))["combined_score"]
+    score = ev.evaluate(str(relaxed))["combined_score"]
+    assert start == pytest.approx(2.145, abs=TOLERANCE)
+    assert score == pytest.approx(2.591, abs=TOLERANCE)
+    assert score > 2.58 > start

@@ -242,3 +242,37 @@ def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     with load_priority(program_path) as program:
         return score_program(program, "test")
+
+
+# ---------------------------------------------------------------- functional hashing
+
+PROBE_FUNCTION = "priority"
+"""Functional hashing calls the evolved ``priority`` directly on :func:`probe_inputs`.
+(A config.yaml ``probe_inputs`` cannot stand in: YAML gives ``bins`` as a list, not
+the float array that ``priority`` gets.)"""
+
+
+def probe_inputs() -> list[tuple[float, np.ndarray]]:
+    """Functional hashing inputs: the ``(item, bins)`` calls of a best-fit packing of
+    a short sequence of each family (Weibull, capacity 100; OR, capacity 150), every
+    third step: bins that fit exactly, nearly full and nearly empty ones, and the
+    fresh bin alone. About a millisecond."""
+    rng = np.random.default_rng(31337)
+    weibull = np.clip(np.rint(WEIBULL_SCALE * rng.weibull(WEIBULL_SHAPE, 90)), 1,
+                      WEIBULL_MAX_SIZE)
+    uniform = rng.integers(OR_MIN_SIZE, OR_MAX_SIZE + 1, 60)
+    inputs: list[tuple[float, np.ndarray]] = []
+    for sizes, capacity in ((weibull, WEIBULL_CAPACITY), (uniform, OR_CAPACITY)):
+        caps: list[float] = []
+        for step, size in enumerate(sizes):
+            item = float(size)
+            fits = [c for c in caps if c >= item]
+            bins = np.array([*fits, float(capacity)])
+            if step % 3 == 0:
+                inputs.append((item, bins))
+            if fits:  # best fit: the tightest open bin
+                k = caps.index(min(fits))
+                caps[k] -= item
+            else:
+                caps.append(capacity - item)
+    return inputs

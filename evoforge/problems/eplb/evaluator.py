@@ -269,3 +269,21 @@ def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     with load_planner(REFERENCE) as reference, load_planner(program_path) as planner:
         return score_planner(planner, "test", reference)
+
+
+# ---------------------------------------------------------------- functional hashing
+
+PROBE_FUNCTION = "rebalance_experts"
+"""Functional hashing calls the evolved ``rebalance_experts`` on :func:`probe_inputs`
+(the program's first function is a key, not the planner). The hash is of the plan
+only: a program that makes the same plans as an earlier one, faster or slower, is
+taken for it, so the speed part of its score is the earlier one's."""
+
+
+def probe_inputs() -> list[tuple[object, ...]]:
+    """Functional hashing inputs: two windows of a 4-layer trace from the training
+    generator (Zipf loads that differ per layer), on the evaluated cluster shape.
+    A few milliseconds per call."""
+    trace = make_trace(161803, 4, 2)
+    return [(trace.loads[w].copy(), NUM_SLOTS, NUM_GROUPS, NUM_NODES, NUM_GPUS)
+            for w in range(trace.windows)]

@@ -366,3 +366,30 @@ def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     with load_priority(program_path) as program:
         return score_program(program, "test")
+
+
+# ---------------------------------------------------------------- functional hashing
+
+PROBE_FUNCTION = "priority"
+"""Functional hashing calls the evolved ``priority`` directly on :func:`probe_inputs`."""
+
+
+def probe_inputs() -> list[tuple[np.ndarray, ...]]:
+    """Functional hashing inputs: conflict sets like the builder's (2 to 9 operations
+    of a 15 x 15 Taillard-like instance), with ties in every feature and last
+    operations (``next_p = next_load = 0``), so rules that would schedule
+    differently score differently. A few milliseconds."""
+    rng = np.random.default_rng(2718)
+    inputs = []
+    for size in (2, 3, 4, 5, 6, 7, 8, 9, 3, 5, 8, 12):
+        p = rng.integers(1, 100, size).astype(float)
+        p[-1] = p[0]                                   # a tie on p
+        ops_left = rng.integers(1, 16, size).astype(float)
+        work_left = p + (ops_left - 1) * rng.integers(1, 100, size)
+        est = rng.integers(0, 600, size).astype(float)
+        est[1] = est[0]                                # a tie on est
+        last = ops_left == 1
+        next_p = np.where(last, 0.0, rng.integers(1, 100, size).astype(float))
+        next_load = np.where(last, 0.0, rng.integers(0, 1200, size).astype(float))
+        inputs.append((p, work_left, ops_left, est, next_p, next_load))
+    return inputs

@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -315,3 +316,52 @@ def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     with load_policy(program_path) as program:
         return score_program(program, "test")
+
+
+# ---------------------------------------------------------------- functional hashing
+
+PROBE_FUNCTION = "keep_score"
+"""Functional hashing calls the evolved ``keep_score`` directly on :func:`probe_inputs`."""
+
+PROBE_TOKENS = 40  # the steps of one probe sequence
+PROBE_BUDGETS = (6, 14)
+
+
+def probe_steps(attn: np.ndarray, budget: int) -> list[tuple[Any, ...]]:
+    """The arguments ``keep_score`` gets at each eviction step of one short sequence.
+
+    The cache evolves as H2O would evict (highest accumulated attention kept), so the
+    inputs look like a real decode: renormalized attention with zeros where a token
+    left, growing ``acc``, and one ``state`` dict shared by all the steps of the
+    sequence (a policy that keeps state behaves differently from one that does not).
+    """
+    heads, n = attn.shape[:2]
+    kept = np.zeros((heads, n), dtype=bool)
+    acc = np.zeros((heads, n))
+    state: dict[str, Any] = {}
+    steps: list[tuple[Any, ...]] = []
+    for t in range(n):
+        kept[:, t] = True
+        held = np.where(kept[:, :t + 1], attn[:, t, :t + 1], 0.0)
+        step_attn = held / held.sum(axis=1, keepdims=True)
+        acc[:, :t + 1] += step_attn
+        if t < budget:
+            continue
+        pos = np.arange(t + 1)
+        dist = (t - pos).astype(np.float64)
+        pos.flags.writeable = False
+        dist.flags.writeable = False
+        steps.append((step_attn, acc[:, :t + 1].copy(), pos, dist, budget, state))
+        score = np.where(kept[:, :t + 1], acc[:, :t + 1], np.inf)
+        kept[np.arange(heads), np.argmin(score, axis=1)] = False
+    return steps
+
+
+def probe_inputs() -> list[tuple[Any, ...]]:
+    """Functional hashing inputs: every eviction step of two short training-like
+    sequences, at a tight and a loose budget (about 60 calls, milliseconds)."""
+    inputs: list[tuple[Any, ...]] = []
+    for index, budget in enumerate(PROBE_BUDGETS):
+        trace = make_trace(7919, index, PROBE_TOKENS)
+        inputs += probe_steps(trace.attn, budget)
+    return inputs

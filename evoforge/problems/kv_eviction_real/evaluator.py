@@ -104,3 +104,19 @@ def evaluate_test(program_path: str) -> kit.Scores:
     perplexity see perplexity.py and ``evoforge problems score ... --perplexity``)."""
     with load_policy(program_path) as program:
         return score_program(program, "test")
+
+
+# ---------------------------------------------------------------- functional hashing
+
+PROBE_FUNCTION = "keep_score"
+"""Functional hashing calls the evolved ``keep_score`` directly on :func:`probe_inputs`."""
+
+
+def probe_inputs() -> list[tuple[object, ...]]:
+    """Functional hashing inputs: the synthetic problem's (:func:`base.probe_inputs`).
+
+    Not the recorded traces: loading them costs about 0.2 s in every probe (a fresh
+    process each time), against milliseconds; the inputs only have to tell policies
+    apart (the tests check they separate this problem's baselines).
+    """
+    return list(base.probe_inputs())

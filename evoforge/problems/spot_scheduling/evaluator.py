@@ -271,3 +271,31 @@ def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     with load_policy(program_path) as program:
         return score_program(program, "test")
+
+
+# ---------------------------------------------------------------- functional hashing
+
+PROBE_FUNCTION = "policy"
+"""Functional hashing calls the program's ``policy`` (safety net and the evolved rules)
+on :func:`probe_inputs`: the hash is of the actions, what the evaluator replays."""
+
+
+def probe_inputs() -> list[tuple[object, ...]]:
+    """Functional hashing inputs: 160 observations, each a moment of a job of the
+    generator's ranges: early and late steps, every instance state, spot available or
+    not, restart overhead still to pay or not, slack from negative to the whole
+    deadline. About a millisecond."""
+    rng = np.random.default_rng(8080)
+    inputs: list[tuple[object, ...]] = []
+    for _ in range(160):
+        job_length = int(rng.integers(*JOB_LENGTH))
+        overhead = int(rng.integers(OVERHEAD[0], OVERHEAD[1] + 1))
+        deadline = job_length + overhead + int(job_length * rng.uniform(*SLACK_FRACTION))
+        t = int(rng.integers(0, deadline))
+        progress = int(min(rng.integers(0, t + 1), job_length - 1))
+        instance = int(rng.integers(0, 3))
+        overhead_left = int(rng.integers(0, overhead + 1)) if instance else 0
+        spot_available = bool(rng.random() < 0.6)
+        inputs.append((t, progress, job_length, deadline, overhead, spot_available,
+                       instance, overhead_left))
+    return inputs

@@ -285,3 +285,31 @@ def evaluate_test(program_path: str) -> kit.Scores:
     """Score the program on the held-out test split."""
     with load_policy(program_path) as program:
         return score_policy(program, "test")
+
+
+# ---------------------------------------------------------------- functional hashing
+
+PROBE_FUNCTION = "allocate"
+"""Functional hashing calls the evolved ``allocate`` directly on :func:`probe_inputs`
+(the first function of the program is the fixed ``share``)."""
+
+
+def probe_inputs() -> list[tuple[object, ...]]:
+    """Functional hashing inputs: one round of each setting, first to last (40
+    questions; estimates from the evaluator's noisy-logit model, questions solved
+    and samples spent as after earlier rounds, budgets from the settings), so
+    policies that hand out different counts hash differently. About a millisecond."""
+    rng = np.random.default_rng(4242)
+    n = 40
+    inputs: list[tuple[object, ...]] = []
+    for per_question, rounds in SETTINGS:
+        p = 1.0 / (1.0 + np.exp(-rng.normal(-1.0, 2.0, n)))
+        noisy = _logit(np.clip(p, P_CLIP, 1 - P_CLIP)) + ESTIMATE_NOISE * rng.standard_normal(n)
+        estimate = 1.0 / (1.0 + np.exp(-noisy))
+        budget = per_question * n
+        for t in range(rounds):
+            spent = rng.integers(0, 1 + 2 * per_question * t // rounds, n).astype(np.int64)
+            solved = (spent > 0) & (rng.random(n) < p)
+            budget_left = int(max(budget - spent.sum(), 1))
+            inputs.append((estimate.copy(), spent, solved, budget_left, rounds - t))
+    return inputs

@@ -47,6 +47,8 @@ def share(weights, amount):
 
 # EVOLVE-BLOCK-START
 SPREAD = 0.0  # each round spends budget_left / rounds_left ** SPREAD samples
+EASE = 0.0    # an unsolved question's weight grows as estimate ** EASE ...
+DECAY = 0.0   # ... and shrinks as (1 + spent) ** -DECAY with its failed samples
 
 
 def round_budget(estimate, spent, solved, budget_left, rounds_left):
@@ -60,8 +62,12 @@ def round_budget(estimate, spent, solved, budget_left, rounds_left):
 
 
 def weights(estimate, spent, solved, budget_left, rounds_left):
-    """Relative share of this round's samples: equal for every unsolved question."""
-    return np.where(solved, 0.0, 1.0)
+    """Relative share of this round's samples: nothing for a solved question.
+
+    EASE = DECAY = 0 gives every unsolved question the same share; EASE > 0
+    favours questions that look easy, DECAY > 0 gives up on those that keep failing.
+    """
+    return np.where(solved, 0.0, estimate ** EASE / (1.0 + spent) ** DECAY)
 
 
 def allocate(estimate, spent, solved, budget_left, rounds_left):

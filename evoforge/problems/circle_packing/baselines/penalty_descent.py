@@ -7,6 +7,8 @@ those centres the radii with the largest possible sum (a small linear program,
 solved exactly) and shrinks them by 1e-12 so that every constraint holds in
 floating point. Centres outside the square are clipped onto its sides first
 (such a circle gets radius 0). ``place_centers`` must return 26 finite points.
+The fixed helper ``relax(centers, rounds, rate)`` is a building block the evolved
+code may call: a penalty descent that moves given centres apart (no step at 0 rounds).
 """
 
 import numpy as np
@@ -58,6 +60,44 @@ def place_centers() -> np.ndarray:
         x[2 * N_CIRCLES :] = np.maximum(x[2 * N_CIRCLES :], 0.0)
     return x[: 2 * N_CIRCLES].reshape(N_CIRCLES, 2)
 # EVOLVE-BLOCK-END
+
+
+def relax(centers: np.ndarray, rounds: int, rate: float) -> np.ndarray:
+    """Penalty descent from ``centers``: ``rounds * 1000`` Adam steps (none at 0).
+
+    Centres and radii (from 0.08) move together on ``-sum(r) + mu * (overlap^2 +
+    wall violation^2)`` with ``mu`` growing geometrically from 10 to 1e5; only the
+    centres are kept (``max_radii`` then picks the radii). Deterministic.
+    """
+    steps = 1000 * rounds
+    x = np.concatenate([np.asarray(centers, dtype=float).ravel(), np.full(N_CIRCLES, 0.08)])
+    first, second = np.zeros_like(x), np.zeros_like(x)
+    iu, ju = np.triu_indices(N_CIRCLES, 1)
+    for t in range(1, steps + 1):
+        mu = 10.0 * 1e4 ** (t / steps)
+        c = x[: 2 * N_CIRCLES].reshape(N_CIRCLES, 2)
+        r = x[2 * N_CIRCLES :]
+        delta = c[iu] - c[ju]
+        dist = np.sqrt((delta**2).sum(axis=1)) + 1e-12
+        push = 2 * mu * np.maximum(r[iu] + r[ju] - dist, 0.0)
+        grad_r = -np.ones(N_CIRCLES)
+        grad_c = np.zeros((N_CIRCLES, 2))
+        np.add.at(grad_r, iu, push)
+        np.add.at(grad_r, ju, push)
+        unit = delta / dist[:, None]
+        np.add.at(grad_c, iu, -push[:, None] * unit)
+        np.add.at(grad_c, ju, push[:, None] * unit)
+        low = np.maximum(r[:, None] - c, 0.0)
+        high = np.maximum(c + r[:, None] - 1, 0.0)
+        grad_r += 2 * mu * (low + high).sum(axis=1)
+        grad_c += 2 * mu * (high - low)
+        grad = np.concatenate([grad_c.ravel(), grad_r])
+        first = 0.9 * first + 0.1 * grad
+        second = 0.999 * second + 0.001 * grad**2
+        step = (first / (1 - 0.9**t)) / (np.sqrt(second / (1 - 0.999**t)) + 1e-12)
+        x -= rate * (1 - 0.9 * t / steps) * step
+        x[2 * N_CIRCLES :] = np.maximum(x[2 * N_CIRCLES :], 0.0)
+    return x[: 2 * N_CIRCLES].reshape(N_CIRCLES, 2)
 
 
 def max_radii(centers: np.ndarray) -> np.ndarray:
