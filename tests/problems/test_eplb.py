@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -260,12 +259,6 @@ def test_work_at_import_counts_as_planning_time(tmp_path):
     metrics = ev.evaluate(str(program))
     assert metrics["planner_cpu_ms"] >= 300
     assert metrics["speed_score"] < 0.5
-
-
-def test_train_evaluation_is_fast():
-    start = time.perf_counter()
-    ev.evaluate(str(INITIAL))
-    assert time.perf_counter() - start < 2.0
 
 
 # --------------------------------------------------------------------- config
