@@ -50,6 +50,9 @@ PLOT = ROOT / "docs" / "peers.png"
 BIN_PACKING = ROOT / "evoforge" / "problems" / "bin_packing"
 WORKERS = 2
 MODEL = "fake-model"
+SHINKA = "0.0.7"
+SHINKA_BUDGET = 40
+"""ShinkaEvolve's evaluations in parts b and c: it evaluates one program at a time here."""
 
 
 # ------------------------------------------------------------------ the fake server
@@ -161,6 +164,92 @@ def run_openevolve(problem: Path, base_url: str, iterations: int, work: Path,
     return result
 
 
+SHINKA_EVALUATE = """\
+\"\"\"ShinkaEvolve's evaluate.py contract around an OpenEvolve-format evaluator.\"\"\"
+import argparse, importlib.util, json, os, traceback
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--program_path", required=True)
+parser.add_argument("--results_dir", required=True)
+args = parser.parse_args()
+spec = importlib.util.spec_from_file_location("problem_evaluator", {evaluator!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+try:
+    metrics, correct, error = module.evaluate(args.program_path), True, None
+except Exception:
+    metrics, correct, error = {{}}, False, traceback.format_exc()[-2000:]
+os.makedirs(args.results_dir, exist_ok=True)
+with open(os.path.join(args.results_dir, "correct.json"), "w") as f:
+    json.dump({{"correct": correct, "error": error}}, f)
+with open(os.path.join(args.results_dir, "metrics.json"), "w") as f:
+    json.dump({{"combined_score": metrics.get("combined_score", 0.0), "public": metrics,
+               "private": {{}}}}, f)
+"""
+
+
+def run_shinka(problem: Path, base_url: str, generations: int, work: Path) -> dict[str, Any]:
+    """``shinka_run`` on a task folder made from ``problem`` (``initial.py`` and an
+    ``evaluate.py`` that calls the problem's evaluator), diffs only, with the fake model
+    as a local OpenAI-compatible one; no embeddings and no meta-recommendations (they
+    would need models of other kinds). It has no seed option."""
+    python = peer_python("shinka")
+    if python is None:
+        raise RuntimeError("ShinkaEvolve is not installed: python bench/peers/install.py")
+    task = work / "task"
+    task.mkdir(parents=True, exist_ok=True)
+    shutil.copy(problem / "initial_program.py", task / "initial.py")
+    (task / "evaluate.py").write_text(
+        SHINKA_EVALUATE.format(evaluator=str(problem / "evaluator.py")))
+    cmd = [str(python.with_name("shinka_run")), "--task-dir", str(task), "--results_dir",
+           str(work / "out"), "--num_generations", str(generations),
+           "--max-evaluation-jobs", str(WORKERS), "--no-verbose",
+           "--set", f'evo.llm_models=["local/{MODEL}@{base_url}"]',
+           "--set", "evo.embedding_model=null", "--set", "evo.meta_rec_interval=null",
+           "--set", 'evo.patch_types=["diff"]', "--set", "evo.patch_type_probs=[1.0]"]
+    result = timed(cmd, work, work / "shinka.log")
+    result["db"] = str(work / "out" / "programs.sqlite")
+    result["evaluations"] = len(_shinka_trace(result["db"]))
+    return result
+
+
+def _shinka_trace(db: str) -> list[tuple[float, str]]:
+    """(train score or -inf, code) per generation (the initial program is stored once per
+    island, as generation 0)."""
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT generation, correct, combined_score, code FROM programs "
+                           "ORDER BY generation, timestamp").fetchall()
+    seen: dict[int, tuple[float, str]] = {}
+    for gen, correct, score, code in rows:
+        if gen not in seen:
+            seen[gen] = (float(score) if correct and score is not None else float("-inf"),
+                         code)
+    return [seen[g] for g in sorted(seen)]
+
+
+def finish_times(res: dict[str, Any]) -> list[float]:
+    """When each evaluation of a run ended, by the framework's own records: evoforge's
+    ``finished_at``, the ``timestamp`` of OpenEvolve's and ShinkaEvolve's programs (set
+    when a program is made from its evaluation's result)."""
+    if "out" in res:  # OpenEvolve: the last checkpoint keeps every program of a short run
+        checkpoints = sorted(Path(res["out"], "checkpoints").glob("checkpoint_*"),
+                             key=lambda p: int(p.name.split("_")[1]))
+        return sorted(json.loads(f.read_text())["timestamp"]
+                      for f in (checkpoints[-1] / "programs").glob("*.json"))
+    query = ("SELECT finished_at FROM candidates WHERE status IN ('ok', 'failed', 'timeout')"
+             if res["db"].endswith("runs.db") else
+             "SELECT MIN(timestamp) FROM programs GROUP BY generation")
+    with sqlite3.connect(res["db"]) as con:
+        return sorted(float(t) for (t,) in con.execute(query) if t is not None)
+
+
+def in_run_rate(res: dict[str, Any]) -> float:
+    """Evaluations per second from the end of the first evaluation (the initial program)
+    to the end of the last: the run without the process's start and finish."""
+    times = finish_times(res)
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
+
+
 # ------------------------------------------------------------------ (b) a 2 s model
 
 def part_b(budget: int, delay: float, work: Path) -> dict[str, Any]:
@@ -176,11 +265,20 @@ def part_b(budget: int, delay: float, work: Path) -> dict[str, Any]:
         with fake_server("--model", "counter", "--delay", str(delay)) as (url, stats):
             res = run_evoforge(problem, url, budget,
                                work / f"evoforge-{extra['max_concurrency'] or 'auto'}", **extra)
+        res["in_run_evals_per_s"] = in_run_rate(res)
         rows.append({"framework": name, **res, "server": stats})
     if peer_python("openevolve"):
         with fake_server("--model", "counter", "--delay", str(delay)) as (url, stats):
             res = run_openevolve(problem, url, budget, work / "openevolve")
+        res["in_run_evals_per_s"] = in_run_rate(res)
         rows.append({"framework": "OpenEvolve 0.4.1", **res, "server": stats})
+    if peer_python("shinka"):
+        with fake_server("--model", "counter", "--delay", str(delay)) as (url, stats):
+            # one evaluation and one proposal at a time on 2 cores (its own CPU-count
+            # limits), a fresh interpreter per evaluation: a smaller run, same rates
+            res = run_shinka(problem, url, min(budget, SHINKA_BUDGET), work / "shinka")
+        res["in_run_evals_per_s"] = in_run_rate(res)
+        rows.append({"framework": f"ShinkaEvolve {SHINKA}", **res, "server": stats})
     for row in rows:
         row["evals_per_s"] = row["evaluations"] / row["wall_s"]
     return {"budget": budget, "delay_s": delay, "workers": WORKERS, "rows": rows}
@@ -267,12 +365,14 @@ def test_scores(codes: set[str]) -> dict[str, float]:
     return scores
 
 
-def part_c(budget: int, seeds: list[int], work: Path, broken: float = 0.1) -> dict[str, Any]:
+def part_c(budget: int, seeds: list[int], work: Path, broken: float = 0.1,
+           shinka: bool = False) -> dict[str, Any]:
     """bin_packing with the stand-in model: best test score against evaluations."""
     problem = PROBLEMS / "bin_packing"
     marks = sorted({max(budget * k // 10, 1) for k in range(1, 11)})
     runs: list[dict[str, Any]] = []
-    frameworks = ["evoforge"] + (["OpenEvolve 0.4.1"] if peer_python("openevolve") else [])
+    frameworks = (["evoforge"] + (["OpenEvolve 0.4.1"] if peer_python("openevolve") else [])
+                  + ([f"ShinkaEvolve {SHINKA}"] if shinka and peer_python("shinka") else []))
     for seed in seeds:
         for name in frameworks:
             server_args = ("--model", "mutation", "--seed", str(seed), "--broken", str(broken),
@@ -281,6 +381,9 @@ def part_c(budget: int, seeds: list[int], work: Path, broken: float = 0.1) -> di
                 if name == "evoforge":
                     res = run_evoforge(problem, url, budget, work / f"evoforge-{seed}", seed)
                     trace = _evoforge_trace(res["db"])
+                elif name.startswith("ShinkaEvolve"):
+                    res = run_shinka(problem, url, budget, work / f"shinka-{seed}")
+                    trace = _shinka_trace(res["db"])
                 else:
                     # an iteration whose diff does not apply evaluates nothing: ask for
                     # enough iterations to reach the same number of evaluations
@@ -319,13 +422,19 @@ def render(results: dict[str, Any]) -> str:
         oe = next((r for r in b["rows"] if r["framework"].startswith("OpenEvolve")), None)
         lines += ["", f"**(b) A model that answers after {b['delay_s']:g} s**, instant "
                   f"evaluator, {b['workers']} workers, {b['budget']} evaluations "
-                  "(whole process, start-up included). " + _measured(b), "",
-                  "| framework | wall s | evaluations/s | requests in flight (most) | "
-                  "× OpenEvolve |", "| --- | ---: | ---: | ---: | ---: |"]
+                  f"({SHINKA_BUDGET} for ShinkaEvolve). " + _measured(b), "",
+                  "| framework | evaluations | wall s | evaluations/s (whole process) | "
+                  "× OpenEvolve | evaluations/s (in the run) | × OpenEvolve | "
+                  "model requests in flight (most) | CPU s |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in b["rows"]:
-            ratio = f"{r['evals_per_s'] / oe['evals_per_s']:.1f}×" if oe else "-"
-            lines.append(f"| {r['framework']} | {r['wall_s']:.1f} | {r['evals_per_s']:.2f} | "
-                         f"{r['server'].get('max_in_flight', '-')} | {ratio} |")
+            whole = f"{r['evals_per_s'] / oe['evals_per_s']:.1f}×" if oe else "-"
+            run = (f"{r['in_run_evals_per_s'] / oe['in_run_evals_per_s']:.1f}×" if oe
+                   else "-")
+            lines.append(f"| {r['framework']} | {r['evaluations']} | {r['wall_s']:.1f} | "
+                         f"{r['evals_per_s']:.2f} | "
+                         f"{whole} | {r['in_run_evals_per_s']:.2f} | {run} | "
+                         f"{r['server'].get('max_in_flight', '-')} | {r['cpu_s']:.1f} |")
     if "a" in results:
         a = results["a"]
         lines += ["", f"**(a) An instant model**, instant evaluator, {a['workers']} workers; "
@@ -405,6 +514,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--part", default="b,a,c", help="comma-separated: a, b, c")
     parser.add_argument("--quick", action="store_true", help="small budgets, one seed")
     parser.add_argument("--no-doc", action="store_true", help="leave docs/ alone")
+    parser.add_argument("--quality-budget", type=int, default=200,
+                        help="evaluations per run in part c")
+    parser.add_argument("--shinka-quality", action="store_true",
+                        help="ShinkaEvolve in part c too (one evaluation at a time: slow)")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
     work = Path(tempfile.mkdtemp(prefix="evoforge-peers-"))
@@ -420,8 +533,9 @@ def main(argv: list[str] | None = None) -> None:
         elif part == "a":
             results["a"] = part_a([200, 1000] if args.quick else [2000, 10000], work / "a")
         elif part == "c":
-            results["c"] = part_c(40 if args.quick else 300, [1] if args.quick else [1, 2, 3],
-                                  work / "c")
+            results["c"] = part_c(40 if args.quick else args.quality_budget,
+                                  [1] if args.quick else [1, 2, 3], work / "c",
+                                  shinka=args.shinka_quality)
         else:
             parser.error(f"unknown part {part!r}")
         seconds = time.perf_counter() - start
