@@ -140,7 +140,8 @@ def run_evoforge(problem: Path, base_url: str, budget: int, work: Path, seed: in
 
 
 def run_openevolve(problem: Path, base_url: str, iterations: int, work: Path,
-                   seed: int = 42, workers: int = WORKERS) -> dict[str, Any]:
+                   seed: int = 42, workers: int = WORKERS,
+                   checkpoint_interval: int | None = None) -> dict[str, Any]:
     """``openevolve-run`` on ``problem`` with the fake model; each iteration is one
     request and (where the diff applies) one evaluation."""
     python = peer_python("openevolve")
@@ -150,6 +151,8 @@ def run_openevolve(problem: Path, base_url: str, iterations: int, work: Path,
         problem / "config.yaml").exists() else {}
     config = config or {}
     config.update({"max_iterations": iterations, "random_seed": seed})
+    if checkpoint_interval is not None:
+        config["checkpoint_interval"] = checkpoint_interval
     config["llm"] = {"api_base": base_url, "api_key": "none",
                      "models": [{"name": MODEL, "weight": 1.0}]}
     config.setdefault("evaluator", {})["parallel_evaluations"] = workers
@@ -388,7 +391,9 @@ def part_c(budget: int, seeds: list[int], work: Path, broken: float = 0.1,
                     # an iteration whose diff does not apply evaluates nothing: ask for
                     # enough iterations to reach the same number of evaluations
                     iterations = int(budget / (1 - broken)) + 5
-                    res = run_openevolve(problem, url, iterations, work / f"oe-{seed}", seed)
+                    # one checkpoint, at the end: the programs with their order and scores
+                    res = run_openevolve(problem, url, iterations, work / f"oe-{seed}", seed,
+                                         checkpoint_interval=iterations)
                     trace = _openevolve_trace(res["out"])
             runs.append({"framework": name, "seed": seed, "wall_s": res["wall_s"],
                          "evaluations": len(trace), "server": stats,
