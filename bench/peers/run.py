@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import sqlite3
@@ -35,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -231,24 +233,26 @@ def _shinka_trace(db: str) -> list[tuple[float, str]]:
 
 
 def finish_times(res: dict[str, Any]) -> list[float]:
-    """When each evaluation of a run ended, by the framework's own records: evoforge's
-    ``finished_at``, the ``timestamp`` of OpenEvolve's and ShinkaEvolve's programs (set
-    when a program is made from its evaluation's result)."""
-    if "out" in res:  # OpenEvolve: the last checkpoint keeps every program of a short run
-        checkpoints = sorted(Path(res["out"], "checkpoints").glob("checkpoint_*"),
-                             key=lambda p: int(p.name.split("_")[1]))
-        return sorted(json.loads(f.read_text())["timestamp"]
-                      for f in (checkpoints[-1] / "programs").glob("*.json"))
-    query = ("SELECT finished_at FROM candidates WHERE status IN ('ok', 'failed', 'timeout')"
-             if res["db"].endswith("runs.db") else
-             "SELECT MIN(timestamp) FROM programs GROUP BY generation")
+    """When each evaluation of a proposal ended (the initial program's left out), by
+    the framework's own records: evoforge's ``finished_at``, the time of OpenEvolve's
+    "Iteration N: Program ... completed" log lines, ShinkaEvolve's program ``timestamp``
+    (set when a program is stored with its evaluation's result)."""
+    if "out" in res:  # OpenEvolve
+        log = (Path(res["out"]).parent / "openevolve.log").read_text()
+        stamps = re.findall(r"^(\S+ \S+) - INFO - Iteration \d+: Program \S+ .*completed",
+                            log, re.MULTILINE)
+        return sorted(datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                      for t in stamps)
+    query = ("SELECT finished_at FROM candidates WHERE seq > 0 AND status IN "
+             "('ok', 'failed', 'timeout')" if res["db"].endswith("runs.db") else
+             "SELECT MIN(timestamp) FROM programs WHERE generation > 0 GROUP BY generation")
     with sqlite3.connect(res["db"]) as con:
         return sorted(float(t) for (t,) in con.execute(query) if t is not None)
 
 
 def in_run_rate(res: dict[str, Any]) -> float:
-    """Evaluations per second from the end of the first evaluation (the initial program)
-    to the end of the last: the run without the process's start and finish."""
+    """Evaluations per second from the end of the first evaluation of a proposal to the
+    end of the last: the run without the process's start and finish."""
     times = finish_times(res)
     return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
 
@@ -328,6 +332,11 @@ def _openevolve_trace(out: str) -> list[tuple[float, str]]:
                          key=lambda p: int(p.name.split("_")[1]))
     programs = [json.loads(f.read_text())
                 for f in (checkpoints[-1] / "programs").glob("*.json")]
+    # OpenEvolve also stores copies (the initial program put on each island, migrants):
+    # same code as their parent, never evaluated again
+    by_id = {p["id"]: p for p in programs}
+    programs = [p for p in programs if p.get("parent_id") not in by_id
+                or by_id[p["parent_id"]]["code"] != p["code"]]
     programs.sort(key=lambda p: (p.get("iteration_found", 0), p.get("timestamp", 0)))
     trace = []
     for p in programs:
@@ -519,6 +528,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--part", default="b,a,c", help="comma-separated: a, b, c")
     parser.add_argument("--quick", action="store_true", help="small budgets, one seed")
     parser.add_argument("--no-doc", action="store_true", help="leave docs/ alone")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[2000, 10000],
+                        help="evaluations per run in part a")
+    parser.add_argument("--out", type=Path, default=OUT / "peers.json",
+                        help="results, kept across invocations (each part replaces its own)")
     parser.add_argument("--quality-budget", type=int, default=200,
                         help="evaluations per run in part c")
     parser.add_argument("--shinka-quality", action="store_true",
@@ -529,14 +542,14 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["python bench/peers/run.py",
                         *(argv if argv is not None else sys.argv[1:])])
     OUT.mkdir(parents=True, exist_ok=True)
-    out_file = OUT / "peers.json"
+    out_file = args.out
     results: dict[str, Any] = json.loads(out_file.read_text()) if out_file.exists() else {}
     for part in parts:
         start = time.perf_counter()
         if part == "b":
             results["b"] = part_b(40 if args.quick else 200, 2.0, work / "b")
         elif part == "a":
-            results["a"] = part_a([200, 1000] if args.quick else [2000, 10000], work / "a")
+            results["a"] = part_a([200, 1000] if args.quick else args.budgets, work / "a")
         elif part == "c":
             results["c"] = part_c(40 if args.quick else args.quality_budget,
                                   [1] if args.quick else [1, 2, 3], work / "c",
@@ -548,7 +561,7 @@ def main(argv: list[str] | None = None) -> None:
             "%Y-%m-%d %H:%M UTC", time.gmtime()), load=os.getloadavg())
         print(f"== part {part}: {seconds:.0f} s", flush=True)
         out_file.write_text(json.dumps(results, indent=1, default=str))
-    shutil.rmtree(work, ignore_errors=True)
+    print(f"runs kept in {work}", flush=True)
     if not args.no_doc:
         if "c" in results:
             plot(results["c"])
