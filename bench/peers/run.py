@@ -309,6 +309,7 @@ def part_a(budgets: list[int], work: Path) -> dict[str, Any]:
     for row in rows:
         row["wall_ms_per_eval"] = 1000 * row["wall_s"] / row["evaluations"]
         row["cpu_ms_per_eval"] = 1000 * row["cpu_s"] / row["evaluations"]
+        row["in_run_ms_per_eval"] = 1000 / in_run_rate(row)
     return {"budgets": budgets, "workers": WORKERS, "rows": rows}
 
 
@@ -454,15 +455,19 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"**(a) An instant model**, instant evaluator, {a['workers']} workers; "
                   "CPU is the framework's whole process tree. " + _measured(a), "",
                   "| framework | evaluations | wall ms / evaluation | CPU ms / evaluation | "
-                  "OpenEvolve / evoforge (wall, CPU) |", "| --- | ---: | ---: | ---: | --- |"]
+                  "OpenEvolve / evoforge (wall, CPU) | wall ms / evaluation in the run | "
+                  "OpenEvolve / evoforge |", "| --- | ---: | ---: | ---: | --- | ---: | --- |"]
         for r in a["rows"]:
             oe = next((o for o in a["rows"] if o["framework"].startswith("OpenEvolve")
                        and o["budget"] == r["budget"]), None)
             ratio = (f"{oe['wall_ms_per_eval'] / r['wall_ms_per_eval']:.2f}×, "
                      f"{oe['cpu_ms_per_eval'] / r['cpu_ms_per_eval']:.2f}×"
                      if oe and r["framework"] == "evoforge" else "")
+            in_run = (f"{oe['in_run_ms_per_eval'] / r['in_run_ms_per_eval']:.2f}×"
+                      if oe and r["framework"] == "evoforge" else "")
             lines.append(f"| {r['framework']} | {r['evaluations']:,} | "
-                         f"{r['wall_ms_per_eval']:.2f} | {r['cpu_ms_per_eval']:.2f} | {ratio} |")
+                         f"{r['wall_ms_per_eval']:.2f} | {r['cpu_ms_per_eval']:.2f} | {ratio} | "
+                         f"{r['in_run_ms_per_eval']:.2f} | {in_run} |")
     if "c" in results:
         c = results["c"]
         marks = c["marks"]
@@ -532,6 +537,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="evaluations per run in part a")
     parser.add_argument("--out", type=Path, default=OUT / "peers.json",
                         help="results, kept across invocations (each part replaces its own)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="results files of other invocations to add (--part '' with "
+                        "--merge only renders)")
     parser.add_argument("--quality-budget", type=int, default=200,
                         help="evaluations per run in part c")
     parser.add_argument("--shinka-quality", action="store_true",
@@ -544,6 +552,8 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     out_file = args.out
     results: dict[str, Any] = json.loads(out_file.read_text()) if out_file.exists() else {}
+    for other in args.merge:
+        results.update(json.loads(other.read_text()))
     for part in parts:
         start = time.perf_counter()
         if part == "b":
