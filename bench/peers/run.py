@@ -542,6 +542,8 @@ def main(argv: list[str] | None = None) -> None:
                         "--merge only renders)")
     parser.add_argument("--quality-budget", type=int, default=200,
                         help="evaluations per run in part c")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
+                        help="seeds of part c")
     parser.add_argument("--shinka-quality", action="store_true",
                         help="ShinkaEvolve in part c too (one evaluation at a time: slow)")
     args = parser.parse_args(argv)
@@ -562,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
             results["a"] = part_a([200, 1000] if args.quick else args.budgets, work / "a")
         elif part == "c":
             results["c"] = part_c(40 if args.quick else args.quality_budget,
-                                  [1] if args.quick else [1, 2, 3], work / "c",
+                                  [1] if args.quick else args.seeds, work / "c",
                                   shinka=args.shinka_quality)
         else:
             parser.error(f"unknown part {part!r}")
