@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/mypy evoforge
 
 ## bench: throughput, overhead, scaling and search-quality benchmarks; PEERS=1 also runs
-## evoforge against OpenEvolve and ShinkaEvolve (bench/peers, about an hour on 2 cores)
+## evoforge against OpenEvolve and ShinkaEvolve (bench/peers, about two hours on 2 cores)
 PEERS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
