@@ -429,9 +429,9 @@ def _measured(part: dict[str, Any]) -> str:
 
 def render(results: dict[str, Any]) -> str:
     """The Peers section of docs/benchmarks.md."""
-    lines = ["Every number below comes from one run of `bench/peers/run.py`; the machine "
-             "is shared, so absolute numbers move with its load; each ratio compares runs "
-             "made one after the other in the same invocation."]
+    lines = ["Each part below comes from one invocation of `bench/peers/run.py` (its command "
+             "is given); the machine is shared, so absolute numbers move with its load; each "
+             "ratio compares runs made one after the other in the same invocation."]
     if "b" in results:
         b = results["b"]
         oe = next((r for r in b["rows"] if r["framework"].startswith("OpenEvolve")), None)
