@@ -42,9 +42,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check evoforge tests bench
 	$(BIN)/mypy evoforge
 
-## bench: throughput, overhead, scaling and search-quality benchmarks
+## bench: throughput, overhead, scaling and search-quality benchmarks; PEERS=1 also runs
+## evoforge against OpenEvolve and ShinkaEvolve (bench/peers, about two hours on 2 cores)
+PEERS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+	$(if $(PEERS),$(BIN)/python bench/peers/install.py && nice -n 10 $(BIN)/python bench/peers/run.py)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

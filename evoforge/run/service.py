@@ -51,7 +51,10 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
             specs = [parse_llm_spec(spec) for spec in llm]
         except ValueError as exc:
             raise RunError(str(exc)) from None
-        models = [LLMModelConfig.model_validate(s.model_dump()) for s in specs]
+        # only what --llm set: the config's llm section fills the rest, as for its own
+        # models (max_concurrency from llm.max_concurrency, else the loop decides)
+        models = [LLMModelConfig.model_validate(s.model_dump(exclude_unset=True))
+                  for s in specs]
         overrides["llm"] = problem.config.llm.model_copy(update={"models": models})
     if budget is not None:
         overrides["max_iterations"] = budget
