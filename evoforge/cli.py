@@ -223,6 +223,8 @@ def run(
                       executor=executor, ray_address=ray_address, max_cost=max_cost,
                       max_tokens=max_tokens, join=join)
     _print_result(record, result)
+    if join:
+        console.print(f"this process evaluated {result.progress.own}")
 
 
 def _join_run(store: Storage, prob: Problem, name: str) -> RunRecord | None:
@@ -263,6 +265,8 @@ def resume(
                       executor=executor, ray_address=ray_address, max_cost=max_cost,
                       max_tokens=max_tokens, join=join)
     _print_result(record, result)
+    if join:
+        console.print(f"this process evaluated {result.progress.own}")
 
 
 @app.command()

@@ -402,6 +402,7 @@ class Evolution:
         )
         p = self.progress
         p.evaluated += 1
+        p.own += 1
         previous_best = self._best
         for check in self.filters:
             check.remember(cand.id, cand.code)
