@@ -148,11 +148,13 @@ class RunSync:
             return False
         if self.full:
             pending = self.storage.counts(self.run.id).get(Status.PENDING, 0)
-            if pending == 0:
-                return False
             if pending != self._pending_seen:
                 self._pending_seen, self._stall_since = pending, time.monotonic()
-            elif self._stall_since and time.monotonic() - self._stall_since > STALL_SECONDS:
+            stalled = (self._stall_since is not None
+                       and time.monotonic() - self._stall_since > STALL_SECONDS)
+            if pending == 0 or stalled:
+                self.poll(evo, force=True)
+                evo._stop_reason = "budget"  # every evaluation of the budget is claimed
                 return False
             taken = self.orphans()
             if taken:

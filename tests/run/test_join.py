@@ -50,7 +50,7 @@ def _check_run(url: str, budget: int) -> None:
     store = open_storage(url)
     try:
         run = store.get_run("coop")
-        assert run is not None
+        assert run is not None and run.status == "stopped"
         cands = list(store.iter_candidates(run.id))
     finally:
         store.close()
