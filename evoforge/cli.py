@@ -32,6 +32,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 StorageOpt = Annotated[str, typer.Option("--storage", help="SQLAlchemy URL or SQLite file.")]
+JoinOpt = Annotated[bool, typer.Option(
+    "--join", help="Share the run with other processes run with --join (create it if "
+    "new, join it if it exists with the same problem): one budget, one search.")]
 RunNameOpt = Annotated[str | None, typer.Option("--run-name", help="Run name (default: latest).")]
 ExecutorOpt = Annotated[str, typer.Option(
     "--executor", help="Where evaluations run: local, or ray (pip install 'evoforge[ray]').")]
@@ -105,7 +108,7 @@ def _find_run(storage: Storage, name: str | None) -> RunRecord:
 def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time: float | None,
              target: float | None, executor: str = "local",
              ray_address: str | None = None, max_cost: float | None = None,
-             max_tokens: int | None = None) -> RunResult:
+             max_tokens: int | None = None, join: bool = False) -> RunResult:
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.completed}/{task.total} evals"),
@@ -121,7 +124,7 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
         try:
             return execute(storage, run, workers=workers, max_time=max_time, target=target,
                            events=events, executor=executor, ray_address=ray_address,
-                           max_cost=max_cost, max_tokens=max_tokens)
+                           max_cost=max_cost, max_tokens=max_tokens, join=join)
         except RunError as exc:
             raise CLIError(str(exc)) from None
 
@@ -193,6 +196,7 @@ def run(
         "--allow-failing-initial",
         help="Start even when the initial program fails its evaluation.")] = False,
     max_tokens: MaxTokensOpt = None,
+    join: JoinOpt = False,
 ) -> None:
     """Evolve PROBLEM (a folder, a built-in name, or PROGRAM EVALUATOR) until a budget stops it."""
     prob = _load(problem, evaluator, config)
@@ -204,16 +208,33 @@ def run(
     try:
         if llm and no_llm:
             raise CLIError("--llm and --no-llm contradict each other; pick one")
-        record = create_run(store, prob, run_name=run_name, budget=budget, seed=seed,
-                            workers=workers, llm=llm, no_llm=no_llm)
+        record = _join_run(store, prob, run_name) if join and run_name else None
+        record = record or create_run(store, prob, run_name=run_name, budget=budget,
+                                      seed=seed, workers=workers, llm=llm, no_llm=no_llm)
     except StorageError as exc:
-        raise CLIError(str(exc)) from None
+        if not join or run_name is None or store.get_run(run_name) is None:
+            raise CLIError(str(exc)) from None
+        record = _join_run(store, prob, run_name)  # another process created it just now
+    if record is None:
+        raise CLIError(f"run {run_name} vanished while joining it")
     console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "
                   f"seed {record.seed}, storage {storage}")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
                       executor=executor, ray_address=ray_address, max_cost=max_cost,
-                      max_tokens=max_tokens)
+                      max_tokens=max_tokens, join=join)
     _print_result(record, result)
+    if join:
+        console.print(f"this process evaluated {result.progress.own}")
+
+
+def _join_run(store: Storage, prob: Problem, name: str) -> RunRecord | None:
+    """The run ``name`` to join, None if it does not exist; one line if it cannot be."""
+    record = store.get_run(name)
+    if record is not None and (record.problem != prob.name
+                               or Path(record.problem_path) != Path(prob.path)):
+        raise CLIError(f"run {name} exists with problem {record.problem} "
+                       f"({record.problem_path}); --join needs the same problem")
+    return record
 
 
 @app.command()
@@ -229,6 +250,7 @@ def resume(
     ray_address: RayAddressOpt = None,
     max_cost: MaxCostOpt = None,
     max_tokens: MaxTokensOpt = None,
+    join: JoinOpt = False,
 ) -> None:
     """Continue a run where it stopped (after a budget, Ctrl-C or a crash)."""
     store = _open(storage)
@@ -241,8 +263,10 @@ def resume(
     console.print(f"resuming run [bold]{record.name}[/] up to {record.budget} evaluations")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
                       executor=executor, ray_address=ray_address, max_cost=max_cost,
-                      max_tokens=max_tokens)
+                      max_tokens=max_tokens, join=join)
     _print_result(record, result)
+    if join:
+        console.print(f"this process evaluated {result.progress.own}")
 
 
 @app.command()

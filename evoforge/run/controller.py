@@ -33,7 +33,9 @@ from evoforge.run.events import (
     initial_failure,
 )
 from evoforge.run.objective import error_text, fitness_of, objective_of
+from evoforge.run.pace import affordable, lookahead
 from evoforge.run.report import evaluated_of
+from evoforge.run.shared import BudgetFull, RunSync
 from evoforge.run.simplify import SIMPLIFY, Simplifier
 from evoforge.run.stop import MAX_IDLE_PROPOSALS, StopRule
 from evoforge.storage.base import RunRecord, Storage
@@ -42,8 +44,6 @@ __all__ = ["MAX_IDLE_PROPOSALS", "Events", "Evolution", "Progress", "ProgressCal
            "RunError", "RunResult", "fitness_of", "objective_of"]
 
 STATS_EVERY = 10
-# without max_concurrency, model requests in flight are at most this many per worker
-LOOKAHEAD_PER_WORKER = 4
 
 
 @dataclass
@@ -80,6 +80,7 @@ class Evolution:
         novelty: a gate that skips near-twins of evaluated programs, for a proposer
             that declares no filters of its own.
         max_tokens: stop once the models used this many tokens (prompt + completion).
+        sync: share the run with other processes (``--join``, see ``run/shared.py``).
     """
 
     def __init__(self, problem: Problem, storage: Storage, run: RunRecord, executor: Executor,
@@ -87,8 +88,9 @@ class Evolution:
                  target: float | None = None, events: Events | None = None,
                  proposer: Proposer | None = None, max_cost: float | None = None,
                  novelty: NoveltyChecker | None = None,
-                 max_tokens: int | None = None) -> None:
+                 max_tokens: int | None = None, sync: RunSync | None = None) -> None:
         self.problem = problem
+        self.sync = sync  # None: this process alone runs the run
         self.storage = storage
         self.run = run
         self.executor = executor
@@ -134,7 +136,8 @@ class Evolution:
         self._request_seconds: float | None = None
         self._requests_done = 0
         self._eval_seconds: float | None = None
-        self.rng = random.Random(run.seed)
+        # joined processes share a seed: each draws its own stream
+        self.rng = random.Random(run.seed if sync is None else f"{run.seed}:{sync.owner}")
         # the mutation proposer skips programs already made instead of proposing duplicates
         for mutation in (self.proposer, getattr(self.proposer, "mutation", None)):
             if isinstance(mutation, MutationProposer):
@@ -146,11 +149,14 @@ class Evolution:
         return self.simplifier.simplifications
 
     def _known(self, code_hash: str) -> bool:
-        return code_hash in self._hashes
+        return code_hash in self._hashes or (self.sync is not None
+                                             and self.sync.known(code_hash))
 
     # ------------------------------------------------------------------ setup
     def _restore(self) -> None:
         """Rebuild archive, counters and proposer state from storage."""
+        if self.sync is not None:
+            return self.sync.restore(self)
         counts = self.storage.counts(self.run.id)
         p = self.progress
         p.ok = counts.get(Status.OK, 0)
@@ -240,6 +246,12 @@ class Evolution:
                        error: str | None = None) -> Candidate:
         seq = self._next_seq
         self._next_seq += 1
+        if self.sync is not None:
+            if status is None:
+                return self.sync.new_candidate(self, island=island, parent_ids=parent_ids,
+                                               operator=operator, code=code,
+                                               code_hash=code_hash, proposal=proposal)
+            seq = self.storage.claim_seq(self.run.id)
         if status is None:
             duplicate_of = self._hashes.get(code_hash)
             status = Status.DUPLICATE if duplicate_of is not None else Status.PENDING
@@ -294,7 +306,9 @@ class Evolution:
         proposal = await self.proposer.propose_async(parent, inspirations, rng)
         self._request_seconds = _average(self._request_seconds, time.monotonic() - started)
         self._requests_done += 1
-        return self._register(island, parent, proposal)
+        with contextlib.suppress(BudgetFull):  # another process claimed the rest
+            return self._register(island, parent, proposal)
+        return None
 
     def _register(self, island: int, parent: Candidate,
                   proposal: Proposal | None) -> _Pending | None:
@@ -337,44 +351,14 @@ class Evolution:
         self.proposer.feedback(proposal, parent.fitness, None)
         self.events.progress(self.progress)
 
-    def _lookahead(self, evaluating: int) -> int:
-        """How many model requests and ready proposals to keep (issue 11).
-
-        ``llm.reproducible``: none beyond the free workers, so a request starts only
-        when a worker is free and sees every earlier result. Else ``llm.max_concurrency``,
-        or enough to keep the workers busy: workers * model latency / evaluation time,
-        from what this session observed, between workers and
-        ``LOOKAHEAD_PER_WORKER * workers``.
-        """
-        workers = self.executor.max_workers
-        llm = self.config.llm
-        if llm.reproducible:
-            return max(workers - evaluating, 0)
-        if llm.max_concurrency is not None:
-            return llm.max_concurrency
-        if self._request_seconds is None or self._eval_seconds is None:
-            return workers
-        ratio = self._request_seconds / max(self._eval_seconds, 1e-3)
-        return min(max(math.ceil(workers * ratio), workers), workers * LOOKAHEAD_PER_WORKER)
-
-    def _affordable(self, requests: int) -> bool:
-        """Whether one more request fits the cost and token caps, counting the ones in
-        flight at the average so far: look-ahead must not overshoot a cap by more than
-        one request (the first request always goes, so that a cap is reached)."""
-        if not requests or not self._requests_done:
-            return True
-        after = (requests + 1) / self._requests_done
-        return ((self.max_cost is None
-                 or self.cost_spent * (1 + after) < self.max_cost + 1e-12)
-                and (self.max_tokens is None
-                     or self.tokens_spent * (1 + after) < self.max_tokens))
-
     # ------------------------------------------------------------ evaluation
     async def _evaluate(self, pending: _Pending) -> tuple[_Pending, dict[str, Any]]:
         code = pending.candidate.code
         functional_hash, probe_seconds = await self.assessor.probe(code)
         simplify = pending.candidate.operator == SIMPLIFY
         original_id = self._func_hashes.get(functional_hash) if functional_hash else None
+        if original_id is None and functional_hash and self.sync is not None:
+            original_id = self.sync.find_functional(functional_hash)
         if original_id is not None and not simplify:
             original = self.storage.get_candidate(original_id)
             self.func_hits += 1
@@ -395,6 +379,9 @@ class Evolution:
 
     def _finish(self, pending: _Pending, fields: dict[str, Any]) -> Candidate:
         base = pending.candidate
+        if self.sync is not None:
+            self.sync.mine.add(base.id)
+            self.sync.fitness[base.id] = fields.get("fitness")
         self.storage.finish_candidate(base.id, **fields)
         if fields["status"] == Status.DUPLICATE:  # functional: not an evaluation
             self.progress.duplicates += 1
@@ -415,6 +402,7 @@ class Evolution:
         )
         p = self.progress
         p.evaluated += 1
+        p.own += 1
         previous_best = self._best
         for check in self.filters:
             check.remember(cand.id, cand.code)
@@ -461,15 +449,20 @@ class Evolution:
         """What a free worker evaluates next; None: nothing this time; False: wait."""
         if self._requeue:
             return _Pending(self._requeue.pop(0), None, None)
+        if self.sync is not None and (self.sync.full or self._initial is None):
+            return False  # the budget is claimed, or another process runs the initial
         if self._initial is None:
             return False  # wait for the initial program before mutating it
-        if self.proposer.asynchronous:
-            # simplification needs no model: it runs in LLM-driven runs too
-            simplification = self._propose_simplification()
-            if simplification is not False:
-                return simplification if isinstance(simplification, _Pending) else None
-            return self._ready.popleft() if self._ready else False
-        return self._propose()
+        try:
+            if self.proposer.asynchronous:
+                # simplification needs no model: it runs in LLM-driven runs too
+                simplification = self._propose_simplification()
+                if simplification is not False:
+                    return simplification if isinstance(simplification, _Pending) else None
+                return self._ready.popleft() if self._ready else False
+            return self._propose()
+        except BudgetFull:
+            return False
 
     def _abandon_ready(self, reason: str) -> None:
         """Store the proposals no evaluator took as not evaluated (their cost is counted)."""
@@ -484,8 +477,9 @@ class Evolution:
         """Run until a budget, the target or an interrupt stops it.
 
         Evaluations start while workers are free and the budget allows (never beyond
-        it); model requests run ahead of them, up to :meth:`_lookahead`, each drawing
-        its parent from the archive as it is when the request starts.
+        it); model requests run ahead of them, up to
+        :func:`~evoforge.run.pace.lookahead`, each drawing its parent from the archive
+        as it is when the request starts.
 
         Raises:
             RunError: if the initial program fails its evaluation.
@@ -509,12 +503,14 @@ class Evolution:
         dispatched = 0
         p = self.progress
         try:
-            if self._next_seq == 0:
+            if self._next_seq == 0 and self.sync is None:
                 code = self.problem.initial_program
                 initial = self._new_candidate(island=0, parent_ids=[], operator="initial",
                                               code=code, code_hash=normalized_hash(code))
                 self._requeue.insert(0, initial)
             while True:
+                if self.sync is not None:
+                    self.sync.poll(self)
                 self._check_stop(rule)
                 while (self._stop_reason is None and len(in_flight) < self.executor.max_workers
                        and p.evaluated + len(in_flight) < self.run.budget):
@@ -527,9 +523,9 @@ class Evolution:
                     self._check_stop(rule)
                 while (self._stop_reason is None and self.proposer.asynchronous
                        and self._initial is not None
-                       and len(requests) + len(self._ready) < self._lookahead(len(in_flight))
+                       and len(requests) + len(self._ready) < lookahead(self, len(in_flight))
                        and p.evaluated + len(in_flight) + len(self._ready) + len(requests)
-                       < self.run.budget and self._affordable(len(requests))):
+                       < self.run.budget and affordable(self, len(requests))):
                     island, parent, inspirations = self._select(len(requests))
                     rng = random.Random(self.rng.getrandbits(64))
                     requests.add(asyncio.ensure_future(
@@ -537,6 +533,8 @@ class Evolution:
                 if not in_flight and not requests:
                     if self._ready and self._stop_reason is None:
                         continue  # a worker is free for a ready proposal
+                    if self.sync is not None and await self.sync.wait(self):
+                        continue
                     break
                 p.running, p.requests, p.ready = len(in_flight), len(requests), len(self._ready)
                 waited, _ = await asyncio.wait([*in_flight, *requests, stop_waiter],
@@ -569,6 +567,8 @@ class Evolution:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await running
             self._abandon_ready(self._stop_reason or "error")
+            if self.sync is not None:
+                self.sync.close()
             p.running = p.requests = p.ready = 0
             elapsed = time.monotonic() - started
             self.storage.update_run(

@@ -20,6 +20,8 @@ class Progress:
 
     Attributes:
         evaluated: finished evaluations (ok, failed, timeout), initial included.
+        own: those this process made in this session (the rest: earlier sessions, or
+            other processes joined to the run).
         budget: the evaluation budget.
         ok: evaluations that produced a score.
         failed: evaluations that failed.
@@ -36,6 +38,7 @@ class Progress:
     """
 
     evaluated: int = 0
+    own: int = 0
     budget: int = 0
     ok: int = 0
     failed: int = 0

@@ -21,6 +21,7 @@ from evoforge.proposers.llm.proposer import LLMProposer, parse_llm_spec, specs_f
 from evoforge.proposers.llm.types import LLMError
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.controller import Events, Evolution, RunError, RunResult
+from evoforge.run.shared import RunSync
 from evoforge.storage.base import RunRecord, Storage
 
 
@@ -181,8 +182,12 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
             max_time: float | None = None, target: float | None = None,
             events: Events | None = None, summarize: bool = True,
             executor: str = "local", ray_address: str | None = None,
-            max_cost: float | None = None, max_tokens: int | None = None) -> RunResult:
+            max_cost: float | None = None, max_tokens: int | None = None,
+            join: bool = False) -> RunResult:
     """Run (or continue) ``run`` until it stops; Ctrl-C stops it cleanly.
+
+    With ``join`` this process shares the run with any others joined to it
+    (:class:`~evoforge.run.shared.RunSync`).
 
     The first SIGINT stops proposing and cancels running evaluations (they stay
     pending and are evaluated first on resume); finished work is already stored.
@@ -220,7 +225,8 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
         runner = make_executor(executor, n_workers, config, ray_address)
         evo = Evolution(problem, storage, run, runner, config, max_time=max_time,
                         target=target, events=events, proposer=proposer,
-                        max_cost=max_cost, max_tokens=max_tokens)
+                        max_cost=max_cost, max_tokens=max_tokens,
+                        sync=RunSync(storage, run) if join else None)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, evo.request_stop, "interrupted")
