@@ -283,6 +283,7 @@ class MutationProposer(Proposer):
         times ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise); an improved
         child starts from the adapted step size.
         """
+        self.tuner.observe(child_fitness)
         if proposal.operator == CMAES:
             self.tuner.tell(proposal.meta, child_fitness)
             # the child derives from the strategy's base, not from the sampled parent
