@@ -1,12 +1,17 @@
 """CMA-ES tuning of an elite's numeric constants (the ``cmaes`` operator).
 
 One evolution strategy at a time: it starts on the parent the operator is first
-drawn for (a program with at least one numeric literal), asks the ``cma`` package
+drawn for when that parent is an elite (its fitness is the best the tuner has been
+told of, see :meth:`CMATuner.observe`) with at least one numeric literal, and
+was not tuned before; asks the ``cma`` package
 for a generation of constant vectors, hands them out one proposal each, and tells
 the strategy the fitness of each child as its evaluation comes back (a failed
 child counts as worse than all others). After :attr:`CMATuner.max_generations`
-generations, or when the strategy reports convergence, the next draw starts a new
-strategy on its parent. Constants are searched as relative offsets,
+generations, or when the strategy reports convergence (``cma`` also stops after a
+generation in which every child scored the same: a plateau), the next draw starts a
+new strategy on its parent. On bin_packing, strategies on any sampled parent made 91
+proposals and no improvement in 1,000 evaluations: hence elites only, each once.
+Constants are searched as relative offsets,
 ``value = start + z * max(|start|, 0.1)``, so one step size fits literals of any
 scale; integers stay integers. The state is not stored with the run: a resumed
 run starts a fresh strategy.
@@ -28,6 +33,8 @@ SIGMA0 = 0.3
 """Initial step size, relative to each literal's magnitude."""
 MAX_DRAWS = 50
 """Solutions tried per call before giving up (integer literals may round to the base)."""
+MAX_TUNED = 10_000
+"""Base programs remembered as tuned at most; the oldest are forgotten first."""
 FAILED = 1e12
 """What a failed or lost child counts as (CMA-ES minimises; only ranks matter)."""
 
@@ -69,6 +76,16 @@ class CMATuner:
         """Generations told to CMA-ES so far, all strategies together."""
         self.strategies = 0
         """Strategies started so far."""
+        self.best_seen: float | None = None
+        """The best fitness told to :meth:`observe`; only such elites are tuned."""
+        self.tuned: dict[str, None] = {}
+        """Codes of the base programs tuned so far (an ordered set)."""
+
+    def observe(self, fitness: float | None) -> None:
+        """Learn the fitness of any evaluated program (to know which parents are elites)."""
+        if fitness is not None and math.isfinite(fitness) and (
+                self.best_seen is None or fitness > self.best_seen):
+            self.best_seen = float(fitness)
 
     def propose(self, parent: Candidate, regions: list[str],
                 rng: random.Random) -> tuple[list[str], dict[str, Any], int] | None:
@@ -110,8 +127,13 @@ class CMATuner:
         except ImportError:
             return None
         start = numeric_literals(regions)
-        if not start or parent.fitness is None:
+        if not start or parent.fitness is None or parent.code in self.tuned:
             return None
+        if self.best_seen is not None and parent.fitness < self.best_seen:
+            return None  # not an elite: its constants are not worth a strategy
+        self.tuned[parent.code] = None
+        while len(self.tuned) > MAX_TUNED:
+            del self.tuned[next(iter(self.tuned))]
         es = cma.CMAEvolutionStrategy([0.0] * len(start), SIGMA0,
                                       {"seed": rng.randrange(1, 2**31), "verbose": -9})
         self.strategies += 1

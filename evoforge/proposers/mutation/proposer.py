@@ -283,6 +283,7 @@ class MutationProposer(Proposer):
         times ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise); an improved
         child starts from the adapted step size.
         """
+        self.tuner.observe(child_fitness)
         if proposal.operator == CMAES:
             self.tuner.tell(proposal.meta, child_fitness)
             # the child derives from the strategy's base, not from the sampled parent
@@ -315,7 +316,8 @@ class MutationProposer(Proposer):
         return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
                 "avoided": self.rejected_early,
                 "cmaes": {"strategies": self.tuner.strategies,
-                          "generations": self.tuner.generations}}
+                          "generations": self.tuner.generations,
+                          "best_seen": self.tuner.best_seen}}
 
     def load_stats(self, stats: dict[str, Any]) -> None:
         """Restore what :meth:`stats` returned."""
@@ -328,6 +330,8 @@ class MutationProposer(Proposer):
         if isinstance(cmaes, dict):  # counters only: a resumed run starts a new strategy
             self.tuner.strategies = int(cmaes.get("strategies", 0))
             self.tuner.generations = int(cmaes.get("generations", 0))
+            best = cmaes.get("best_seen")
+            self.tuner.best_seen = float(best) if isinstance(best, int | float) else None
         sigmas = stats.get("tune_sigma")
         if isinstance(sigmas, dict):
             self.sigmas = {

@@ -1,0 +1,79 @@
+"""Tests of the CMA-ES tuner of an elite's constants (the ``cmaes`` operator)."""
+
+from __future__ import annotations
+
+import random
+
+from evoforge.candidate import Candidate, Status, normalized_hash
+from evoforge.proposers.mutation.cmaes import CMATuner
+from evoforge.proposers.mutation.operators import numeric_literals
+
+
+def _candidate(cid: int, code: str, fitness: float) -> Candidate:
+    return Candidate(id=cid, seq=cid, island=0, parent_ids=(), operator="initial", code=code,
+                     code_hash=normalized_hash(code), status=Status.OK, fitness=fitness)
+
+
+def _generation(tuner: CMATuner, parent: Candidate,
+                rng: random.Random) -> list[tuple[list[str], dict[str, object]]]:
+    """Every proposal of the current generation (until the tuner waits for results)."""
+    out = []
+    for _ in range(100):
+        made = tuner.propose(parent, [parent.code], rng)
+        if made is None:
+            break
+        regions, meta, base_id = made
+        assert base_id == parent.id
+        out.append((regions, meta))
+    return out
+
+
+def test_only_an_elite_starts_a_strategy() -> None:
+    rng = random.Random(1)
+    tuner = CMATuner()
+    tuner.observe(5.0)
+    weak = _candidate(1, "x = 3.0\n", 1.0)
+    assert tuner.propose(weak, [weak.code], rng) is None
+    assert tuner.strategies == 0
+    elite = _candidate(2, "x = 2.0\n", 5.0)
+    assert tuner.propose(elite, [elite.code], rng) is not None
+    assert tuner.strategies == 1
+
+
+def test_a_plateau_ends_the_strategy_and_its_base_is_not_tuned_again() -> None:
+    rng = random.Random(2)
+    tuner = CMATuner(max_generations=50)
+    parent = _candidate(1, "x = 3.0\ny = 0.5\n", 0.0)
+    batch = _generation(tuner, parent, rng)
+    assert len(batch) > 1
+    for _, meta in batch:
+        tuner.tell(meta, 0.0)  # every child scores the same: a plateau
+    assert tuner.generations == 1
+    assert tuner.propose(parent, [parent.code], rng) is None  # finished, and tuned before
+    other = _candidate(2, "x = 1.0\ny = 0.5\n", 0.0)
+    assert tuner.propose(other, [other.code], rng) is not None
+    assert tuner.strategies == 2
+
+
+def test_tuning_moves_a_constant_towards_the_optimum() -> None:
+    rng = random.Random(3)
+    tuner = CMATuner(max_generations=30)
+    target = 1.3
+
+    def fitness(regions: list[str]) -> float:
+        (x,) = numeric_literals(regions)
+        return -(x - target) ** 2
+
+    parent = _candidate(1, "x = 3.0\n", fitness(["x = 3.0\n"]))
+    best = parent.fitness
+    assert best is not None
+    for _ in range(30):
+        batch = _generation(tuner, parent, rng)
+        if not batch:
+            break
+        for regions, meta in batch:
+            value = fitness(regions)
+            tuner.observe(value)
+            tuner.tell(meta, value)
+            best = max(best, value)
+    assert best > -0.01, best  # from (3.0 - 1.3)^2 = 2.89 to within 0.1 of the optimum
