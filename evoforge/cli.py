@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import sys
@@ -22,8 +21,9 @@ from evoforge.config import ConfigError
 from evoforge.problem.loader import Problem, ProblemError, load_problem
 from evoforge.run.controller import Events, RunError, RunResult
 from evoforge.run.controller import Progress as RunProgress
+from evoforge.run.report import candidate_dict, stopped_stage
 from evoforge.run.report import run_report as status_dict
-from evoforge.run.service import create_run, execute
+from evoforge.run.service import execute, open_run
 from evoforge.storage import DEFAULT_URL, RunRecord, Storage, StorageError, open_storage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -208,15 +208,10 @@ def run(
     try:
         if llm and no_llm:
             raise CLIError("--llm and --no-llm contradict each other; pick one")
-        record = _join_run(store, prob, run_name) if join and run_name else None
-        record = record or create_run(store, prob, run_name=run_name, budget=budget,
-                                      seed=seed, workers=workers, llm=llm, no_llm=no_llm)
-    except StorageError as exc:
-        if not join or run_name is None or store.get_run(run_name) is None:
-            raise CLIError(str(exc)) from None
-        record = _join_run(store, prob, run_name)  # another process created it just now
-    if record is None:
-        raise CLIError(f"run {run_name} vanished while joining it")
+        record = open_run(store, prob, join=join, run_name=run_name, budget=budget,
+                          seed=seed, workers=workers, llm=llm, no_llm=no_llm)
+    except (StorageError, RunError) as exc:
+        raise CLIError(str(exc)) from None
     console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "
                   f"seed {record.seed}, storage {storage}")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
@@ -226,15 +221,6 @@ def run(
     if join:
         console.print(f"this process evaluated {result.progress.own}")
 
-
-def _join_run(store: Storage, prob: Problem, name: str) -> RunRecord | None:
-    """The run ``name`` to join, None if it does not exist; one line if it cannot be."""
-    record = store.get_run(name)
-    if record is not None and (record.problem != prob.name
-                               or Path(record.problem_path) != Path(prob.path)):
-        raise CLIError(f"run {name} exists with problem {record.problem} "
-                       f"({record.problem_path}); --join needs the same problem")
-    return record
 
 
 @app.command()
@@ -352,43 +338,6 @@ def best(
         sys.stdout.write(cand.code)
 
 
-def _stopped_stage(cand: Candidate) -> dict[str, Any] | None:
-    """The cascade stage a candidate stopped at (missed its threshold), if any."""
-    for stage in cand.stages or []:
-        if stage.get("stopped"):
-            return stage
-    return None
-
-
-def candidate_dict(store: Storage, cand: Candidate) -> dict[str, Any]:
-    """Everything ``evoforge show`` prints about one candidate, JSON-able."""
-    parent = None
-    diff = None
-    if cand.parent_ids:
-        try:
-            parent = store.get_candidate(cand.parent_ids[0])
-        except StorageError:
-            parent = None
-    if parent is not None:
-        diff = "".join(difflib.unified_diff(
-            parent.code.splitlines(keepends=True), cand.code.splitlines(keepends=True),
-            fromfile=f"candidate {parent.id}", tofile=f"candidate {cand.id}"))
-    artifacts = dict(cand.artifacts or {})
-    stopped = _stopped_stage(cand)
-    return {
-        "id": cand.id, "seq": cand.seq, "status": str(cand.status),
-        "operator": cand.operator, "island": cand.island,
-        "parent_ids": list(cand.parent_ids), "score": cand.score, "fitness": cand.fitness,
-        "error": cand.error, "duplicate_of": cand.duplicate_of,
-        "eval_seconds": cand.eval_seconds, "metrics": cand.metrics or {},
-        "features": cand.features or {},
-        "stdout": artifacts.pop("stdout", None), "stderr": artifacts.pop("stderr", None),
-        "artifacts": artifacts, "stages": cand.stages or [],
-        "stopped_at_stage": stopped["stage"] if stopped else None,
-        "model": cand.model, "cost": cand.cost, "code": cand.code, "diff": diff,
-    }
-
-
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
@@ -475,7 +424,7 @@ def candidates(
     listed: list[dict[str, Any]] = [
         {"id": c.id, "seq": c.seq, "status": str(c.status), "operator": c.operator,
                "parent_ids": list(c.parent_ids), "score": c.score,
-               "stopped_at_stage": (_stopped_stage(c) or {}).get("stage"),
+               "stopped_at_stage": (stopped_stage(c) or {}).get("stage"),
                "error": c.error} for c in rows]
     if as_json:
         sys.stdout.write(json.dumps(listed) + "\n")

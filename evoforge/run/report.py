@@ -6,11 +6,12 @@ reported facts (``evaluated = ok + failed + timeout`` included).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from evoforge.candidate import Status
-from evoforge.storage.base import RunRecord, Storage
+from evoforge.candidate import Candidate, Status
+from evoforge.storage.base import RunRecord, Storage, StorageError
 
 EVALUATED = (Status.OK, Status.FAILED, Status.TIMEOUT)
 
@@ -105,4 +106,41 @@ def run_report(store: Storage, record: RunRecord) -> dict[str, Any]:
         "rejected": counts.get(Status.REJECTED, 0),
         "models": model_table(store, record),
         "operators": operators,
+    }
+
+
+def stopped_stage(cand: Candidate) -> dict[str, Any] | None:
+    """The cascade stage a candidate stopped at (missed its threshold), if any."""
+    for stage in cand.stages or []:
+        if stage.get("stopped"):
+            return stage
+    return None
+
+
+def candidate_dict(store: Storage, cand: Candidate) -> dict[str, Any]:
+    """Everything ``evoforge show`` prints about one candidate, JSON-able."""
+    parent = None
+    diff = None
+    if cand.parent_ids:
+        try:
+            parent = store.get_candidate(cand.parent_ids[0])
+        except StorageError:
+            parent = None
+    if parent is not None:
+        diff = "".join(difflib.unified_diff(
+            parent.code.splitlines(keepends=True), cand.code.splitlines(keepends=True),
+            fromfile=f"candidate {parent.id}", tofile=f"candidate {cand.id}"))
+    artifacts = dict(cand.artifacts or {})
+    stopped = stopped_stage(cand)
+    return {
+        "id": cand.id, "seq": cand.seq, "status": str(cand.status),
+        "operator": cand.operator, "island": cand.island,
+        "parent_ids": list(cand.parent_ids), "score": cand.score, "fitness": cand.fitness,
+        "error": cand.error, "duplicate_of": cand.duplicate_of,
+        "eval_seconds": cand.eval_seconds, "metrics": cand.metrics or {},
+        "features": cand.features or {},
+        "stdout": artifacts.pop("stdout", None), "stderr": artifacts.pop("stderr", None),
+        "artifacts": artifacts, "stages": cand.stages or [],
+        "stopped_at_stage": stopped["stage"] if stopped else None,
+        "model": cand.model, "cost": cand.cost, "code": cand.code, "diff": diff,
     }

@@ -22,7 +22,7 @@ from evoforge.proposers.llm.types import LLMError
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.controller import Events, Evolution, RunError, RunResult
 from evoforge.run.shared import RunSync
-from evoforge.storage.base import RunRecord, Storage
+from evoforge.storage.base import RunRecord, Storage, StorageError
 
 
 def default_run_name(storage: Storage, problem: str) -> str:
@@ -32,6 +32,36 @@ def default_run_name(storage: Storage, problem: str) -> str:
     while f"{problem}-{n}" in taken:
         n += 1
     return f"{problem}-{n}"
+
+
+def open_run(storage: Storage, problem: Problem, *, join: bool = False,
+             run_name: str | None = None, **options: Any) -> RunRecord:
+    """Create a run; with ``join``, join the run ``run_name`` if it exists already.
+
+    Several processes started at once with ``join`` share one run: the first creates it
+    (with ``options``, as :func:`create_run`), the others find it, including one that lost
+    the race to create it.
+
+    Raises:
+        RunError: the run to join holds another problem, or it cannot be created.
+        StorageError: the name is taken and ``join`` is not set.
+    """
+    def existing() -> RunRecord | None:
+        record = storage.get_run(run_name) if run_name is not None else None
+        if record is not None and (record.problem != problem.name
+                                   or Path(record.problem_path) != Path(problem.path)):
+            raise RunError(f"run {run_name} exists with problem {record.problem} "
+                           f"({record.problem_path}); --join needs the same problem")
+        return record
+
+    if join and (record := existing()) is not None:
+        return record
+    try:
+        return create_run(storage, problem, run_name=run_name, **options)
+    except StorageError:
+        if join and (record := existing()) is not None:
+            return record  # another process created it just now
+        raise
 
 
 def create_run(storage: Storage, problem: Problem, *, run_name: str | None = None,
