@@ -216,14 +216,3 @@ def test_problem_loads_as_builtin():
     assert problem.config.maximize and problem.config.score_round == 4
     assert problem.warnings == []
 
-
-def test_band_primitives_express_awkward_gap_fit_in_one_step(tmp_path, scores):
-    """One expr_replace on best fit's expression reaches awkward_gap_fit (the vocabulary)."""
-    config = yaml.safe_load((PROBLEM / "config.yaml").read_text())
-    (band,) = [t for t in config["mutation"]["primitives"]
-               if t.startswith("np.where") and "{0} - bins[-1]" in t]
-    program = tmp_path / "band.py"
-    program.write_text(INITIAL.read_text().replace(
-        "-np.arange(len(bins), dtype=float)", band.format("(-(bins - item))")))
-    for split, evaluate in (("train", ev.evaluate), ("test", ev.evaluate_test)):
-        assert evaluate(str(program)) == scores["baselines/awkward_gap_fit.py"][split]
