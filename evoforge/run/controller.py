@@ -33,7 +33,7 @@ from evoforge.run.events import (
     initial_failure,
 )
 from evoforge.run.objective import error_text, fitness_of, objective_of
-from evoforge.run.pace import affordable, lookahead
+from evoforge.run.pace import affordable, lookahead, moving_average
 from evoforge.run.report import evaluated_of
 from evoforge.run.shared import BudgetFull, RunSync
 from evoforge.run.simplify import SIMPLIFY, Simplifier
@@ -304,7 +304,7 @@ class Evolution:
         """Ask an asynchronous proposer (a model) and store what it proposed."""
         started = time.monotonic()
         proposal = await self.proposer.propose_async(parent, inspirations, rng)
-        self._request_seconds = _average(self._request_seconds, time.monotonic() - started)
+        self._request_seconds = moving_average(self._request_seconds, time.monotonic() - started)
         self._requests_done += 1
         with contextlib.suppress(BudgetFull):  # another process claimed the rest
             return self._register(island, parent, proposal)
@@ -374,8 +374,22 @@ class Evolution:
         fields["functional_hash"] = functional_hash
         fields["eval_seconds"] = (fields.get("eval_seconds") or 0.0) + probe_seconds
         # the evaluator's own seconds: a worker's start-up is not the evaluation time
-        self._eval_seconds = _average(self._eval_seconds, fields["eval_seconds"])
+        self._eval_seconds = moving_average(self._eval_seconds, fields["eval_seconds"])
         return pending, fields
+
+    def _admit(self, cand: Candidate) -> None:
+        """Count a finished candidate (this process's or a joined one's); archive, filters."""
+        p = self.progress
+        p.evaluated += 1
+        for check in self.filters:
+            check.remember(cand.id, cand.code)
+        if cand.status == Status.OK:
+            p.ok += 1
+            self._place(cand)
+        elif cand.status == Status.TIMEOUT:
+            p.timeouts += 1
+        else:
+            p.failed += 1
 
     def _finish(self, pending: _Pending, fields: dict[str, Any]) -> Candidate:
         base = pending.candidate
@@ -401,18 +415,9 @@ class Evolution:
             functional_hash=fields.get("functional_hash"), stages=fields.get("stages"),
         )
         p = self.progress
-        p.evaluated += 1
         p.own += 1
         previous_best = self._best
-        for check in self.filters:
-            check.remember(cand.id, cand.code)
-        if cand.status == Status.OK:
-            p.ok += 1
-            self._place(cand)
-        elif cand.status == Status.TIMEOUT:
-            p.timeouts += 1
-        else:
-            p.failed += 1
+        self._admit(cand)
         if pending.proposal is not None:
             self.proposer.feedback(pending.proposal, pending.parent_fitness, cand.fitness,
                                    cand.error)
@@ -591,8 +596,3 @@ class Evolution:
     async def score_code(self, code: str, function: str = "evaluate") -> float | None:
         """Evaluate any program with ``function``; its objective, or None if it failed."""
         return await self.assessor.score(code, function)
-
-
-def _average(previous: float | None, value: float) -> float:
-    """An exponential moving average that follows changes within a few samples."""
-    return value if previous is None else 0.8 * previous + 0.2 * value

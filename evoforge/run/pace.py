@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from evoforge.run.controller import Evolution
 
-__all__ = ["LOOKAHEAD_PER_WORKER", "affordable", "lookahead"]
+__all__ = ["LOOKAHEAD_PER_WORKER", "affordable", "lookahead", "moving_average"]
 
 # without max_concurrency, model requests in flight are at most this many per worker
 LOOKAHEAD_PER_WORKER = 4
@@ -49,3 +49,8 @@ def affordable(evo: Evolution, requests: int) -> bool:
              or evo.cost_spent * (1 + after) < evo.max_cost + 1e-12)
             and (evo.max_tokens is None
                  or evo.tokens_spent * (1 + after) < evo.max_tokens))
+
+
+def moving_average(previous: float | None, value: float) -> float:
+    """An exponential moving average that follows changes within a few samples."""
+    return value if previous is None else 0.8 * previous + 0.2 * value

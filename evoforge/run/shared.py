@@ -204,19 +204,11 @@ def absorb(evo: Evolution, cand: Candidate) -> None:
     evo._hashes.setdefault(cand.code_hash, cand.id)
     if cand.functional_hash and cand.status in (Status.OK, Status.FAILED):
         evo._func_hashes.setdefault(cand.functional_hash, cand.id)
-    for check in evo.filters:
-        check.remember(cand.id, cand.code)
-    p.evaluated += 1
-    if cand.status == Status.OK:
-        p.ok += 1
-        evo._place(cand)
-    elif cand.status == Status.TIMEOUT:
-        p.timeouts += 1
-    else:
-        p.failed += 1
-        if cand.seq == 0 and evo.config.allow_failing_initial:
+    evo._admit(cand)
+    if cand.status not in (Status.OK, Status.TIMEOUT) and cand.seq == 0:
+        if evo.config.allow_failing_initial:
             evo._adopt_failed_initial(cand)
-        elif cand.seq == 0:
+        else:
             evo._failed_initial = cand
     _reward(evo, cand)
     evo.archive.on_evaluated(p.evaluated, evo.rng)
