@@ -180,6 +180,13 @@ class ForkServer:
             if proc is not None and proc.returncode is None:
                 await self._stop(proc)
         finally:
+            if proc is not None:
+                # asyncio has no public close for a Process: a transport left open is
+                # closed by its finalizer, which fails once the loop is closed and runs
+                # at any garbage collection (even inside another library's call)
+                transport = getattr(proc, "_transport", None)
+                if transport is not None:
+                    transport.close()
             cgroup = self.info.get("cgroup")
             if cgroup:  # a worker killed by its candidate could not remove it itself
                 remove_cgroup(cgroup)
@@ -231,6 +238,8 @@ class WorkerPool:
         server = idle.pop() if idle else None
         start = time.monotonic()
         try:
+            if server is not None and not server.alive:
+                await server.close()  # its candidate killed it after it reported
             if server is None or not server.alive:
                 server = ForkServer(job.evaluator_path, network=job.network,
                                     max_processes=job.max_processes)

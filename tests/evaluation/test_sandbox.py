@@ -462,10 +462,14 @@ def test_a_dropped_executor_stops_its_workers() -> None:
         executor = LocalExecutor(max_workers=1, isolation="fork")
         await executor.evaluate(EvalJob(code=OK_PROGRAM, evaluator_path=EVALUATOR))
         assert executor._pool is not None
-        return [s.proc.pid for s in executor._pool._all if s.proc is not None]
+        pids = [s.proc.pid for s in executor._pool._all if s.proc is not None]
+        # dropped while its loop runs: asyncio's own finalizers need the loop, and
+        # one that ran in a later test's garbage collection would fail there
+        del executor
+        gc.collect()
+        return pids
 
     pids = asyncio.run(main())
-    gc.collect()
     assert pids
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{p}").exists() and "Z" not in

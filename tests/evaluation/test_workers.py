@@ -1,0 +1,60 @@
+"""The fork-server workers' parent side: what a worker leaves behind once closed."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from evoforge.evaluation.workers import ForkServer
+
+EVALUATOR = Path(__file__).resolve().parents[1] / "fixtures" / "sandbox" / "evaluator.py"
+
+
+def _unraisable_after(coroutine: Any) -> list[Any]:
+    """Run ``coroutine`` to the end of its loop, collect garbage, return what could not raise."""
+    gc.collect()  # what earlier tests left is theirs, not this one's
+    caught: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = caught.append
+    try:
+        asyncio.run(coroutine)
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    return caught
+
+
+def test_a_worker_that_died_is_closed_without_leaving_its_pipes_open() -> None:
+    """A worker killed from outside, then closed: nothing fails once the loop is gone.
+
+    Its transport, left open, would be closed by a finalizer at some later garbage
+    collection, after the loop closed, and raise there (inside whatever code was running).
+    """
+    async def main() -> None:
+        server = ForkServer(EVALUATOR)
+        await server.start()
+        assert server.proc is not None
+        os.kill(server.proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(server.proc.wait(), timeout=10)
+        assert not server.alive
+        await server.close()
+
+    caught = _unraisable_after(main())
+    assert [str(item.exc_value) for item in caught] == []
+
+
+def test_a_live_worker_is_closed_without_leaving_its_pipes_open() -> None:
+    async def main() -> None:
+        server = ForkServer(EVALUATOR)
+        await server.start()
+        assert server.alive
+        await server.close()
+        assert not server.alive
+
+    caught = _unraisable_after(main())
+    assert [str(item.exc_value) for item in caught] == []
