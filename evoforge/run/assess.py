@@ -7,10 +7,11 @@ hash and turns an outcome into the fields stored with a candidate, so that a run
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from evoforge.archive import FeatureSpace
-from evoforge.candidate import Status
+from evoforge.candidate import Candidate, Status
 from evoforge.config import RunConfig
 from evoforge.evaluation.child import PROBE
 from evoforge.evaluation.sandbox import EvalJob, EvalOutcome
@@ -49,6 +50,51 @@ def problem_objective(problem: Problem, metrics: dict[str, Any]) -> float | None
     return score
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What one assessment concluded about a program: the fields stored with it.
+
+    ``status`` is always set; an ok verdict has ``score``, ``fitness``, ``metrics`` and
+    ``features``; a failed one has ``error``; a functional duplicate has
+    ``duplicate_of`` and the original's score. Frozen: a verdict is amended with
+    :func:`dataclasses.replace`, never in place.
+    """
+
+    status: Status
+    score: float | None = None
+    fitness: float | None = None
+    metrics: dict[str, Any] | None = None
+    features: dict[str, float] | None = None
+    artifacts: dict[str, Any] | None = None
+    error: str | None = None
+    eval_seconds: float | None = None
+    functional_hash: str | None = None
+    stages: list[dict[str, Any]] | None = None
+    duplicate_of: int | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The keyword arguments of :meth:`Storage.finish_candidate`."""
+        return asdict(self)
+
+    def applied_to(self, base: Candidate) -> Candidate:
+        """``base`` (the pending candidate) as this verdict finished it."""
+        return replace(base, status=self.status, score=self.score, fitness=self.fitness,
+                       metrics=self.metrics or {}, features=self.features or {},
+                       artifacts=self.artifacts or {}, error=self.error,
+                       eval_seconds=self.eval_seconds, functional_hash=self.functional_hash,
+                       stages=self.stages, duplicate_of=self.duplicate_of)
+
+
+def functional_duplicate(original: Candidate, functional_hash: str,
+                         probe_seconds: float) -> Verdict:
+    """The verdict on a program that behaves as ``original`` on the probe inputs."""
+    return Verdict(status=Status.DUPLICATE, duplicate_of=original.id,
+                   functional_hash=functional_hash, score=original.score,
+                   fitness=original.fitness, metrics=original.metrics or None,
+                   error=f"functional duplicate of candidate {original.id}",
+                   eval_seconds=probe_seconds)
+
+
 class Assessor:
     """Evaluates programs of one problem under one configuration.
 
@@ -72,20 +118,15 @@ class Assessor:
         """The sandboxed job that runs ``function`` of the evaluator on ``code``."""
         return eval_job(self.problem, self.config, code, function)
 
-    def judge(self, code: str, outcome: EvalOutcome) -> dict[str, Any]:
-        """Turn an outcome into the fields stored with the candidate.
-
-        Contract: ``status`` is always set; an ok verdict has ``score``, ``fitness``,
-        ``metrics`` and ``features``; a failed one has ``error``.
-        """
-        fields: dict[str, Any] = {"artifacts": outcome.artifacts or None,
-                                  "eval_seconds": outcome.seconds}
+    def judge(self, code: str, outcome: EvalOutcome) -> Verdict:
+        """Turn an outcome into the verdict stored with the candidate."""
+        artifacts = outcome.artifacts or None
         if outcome.status != "ok":
-            fields.update(status=Status(outcome.status), error=outcome.error)
-            return fields
+            return Verdict(status=Status(outcome.status), error=outcome.error,
+                           artifacts=artifacts, eval_seconds=outcome.seconds)
         metrics, extra = unwrap(outcome.metrics or {})
         if extra:
-            fields["artifacts"] = {**extra, **(outcome.artifacts or {})}
+            artifacts = {**extra, **(outcome.artifacts or {})}
         score, reason = objective_of(self.config, metrics, self.features.names)
         features: dict[str, float] | None = None
         if reason is None and score is not None:
@@ -97,11 +138,11 @@ class Assessor:
             except (KeyError, TypeError) as exc:
                 reason = str(exc.args[0])
         if reason is not None or score is None:
-            fields.update(status=Status.FAILED, error=reason, metrics=metrics or None)
-            return fields
-        fields.update(status=Status.OK, score=score, fitness=fitness_of(self.config, score),
-                      metrics=metrics, features=features)
-        return fields
+            return Verdict(status=Status.FAILED, error=reason, metrics=metrics or None,
+                           artifacts=artifacts, eval_seconds=outcome.seconds)
+        return Verdict(status=Status.OK, score=score, fitness=fitness_of(self.config, score),
+                       metrics=metrics, features=features, artifacts=artifacts,
+                       eval_seconds=outcome.seconds)
 
     @property
     def stage_functions(self) -> list[str]:
@@ -119,7 +160,7 @@ class Assessor:
     def _passes(self, score: float, threshold: float) -> bool:
         return score >= threshold if self.config.maximize else score <= threshold
 
-    async def assess(self, code: str) -> dict[str, Any]:
+    async def assess(self, code: str) -> Verdict:
         """Evaluate ``code``: the cascade of stages if the evaluator has one, else evaluate.
 
         As OpenEvolve's ``Evaluator._cascade_evaluate`` (``openevolve/evaluator.py``):
@@ -137,7 +178,7 @@ class Assessor:
         artifacts: dict[str, Any] = {}
         record: list[dict[str, Any]] = []
         seconds = 0.0
-        fields: dict[str, Any] = {}
+        verdict = Verdict(status=Status.FAILED, error="the evaluator defines no stage")
         for index, function in enumerate(stages):
             outcome = await self.executor.evaluate(self.job(code, function))
             seconds += outcome.seconds
@@ -147,17 +188,17 @@ class Assessor:
             artifacts.update(outcome.artifacts)
             outcome = EvalOutcome(outcome.status, dict(merged), dict(artifacts), outcome.error,
                                   seconds)
-            fields = self.judge(code, outcome)
-            fields["stages"] = record
-            if fields["status"] != Status.OK:
-                if fields.get("error"):
-                    fields["error"] = f"stage {index + 1}: {fields['error']}"
-                return fields
+            verdict = replace(self.judge(code, outcome), stages=record)
+            if verdict.status != Status.OK:
+                if verdict.error:
+                    verdict = replace(verdict, error=f"stage {index + 1}: {verdict.error}")
+                return verdict
+            assert verdict.score is not None  # an ok verdict has a score
             if index < len(thresholds) and index < len(stages) - 1 and not self._passes(
-                    fields["score"], thresholds[index]):
+                    verdict.score, thresholds[index]):
                 record[-1].update(stopped=True, threshold=thresholds[index])
-                return fields
-        return fields
+                return verdict
+        return verdict
 
     async def probe(self, code: str) -> tuple[str | None, float]:
         """The functional hash of ``code`` (None if it cannot be probed) and its seconds."""

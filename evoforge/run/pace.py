@@ -3,54 +3,82 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from evoforge.run.controller import Evolution
+from evoforge.config import LLMConfig
 
-__all__ = ["LOOKAHEAD_PER_WORKER", "affordable", "lookahead", "moving_average"]
+__all__ = ["LOOKAHEAD_PER_WORKER", "Pace", "moving_average"]
 
 # without max_concurrency, model requests in flight are at most this many per worker
 LOOKAHEAD_PER_WORKER = 4
 
 
-def lookahead(evo: Evolution, evaluating: int) -> int:
-    """How many model requests and ready proposals to keep (issue 11).
-
-    ``llm.reproducible``: none beyond the free workers, so a request starts only
-    when a worker is free and sees every earlier result. Else ``llm.max_concurrency``,
-    or enough to keep the workers busy: workers * model latency / evaluation time,
-    from what this session observed, between workers and
-    ``LOOKAHEAD_PER_WORKER * workers``.
-
-    Args:
-        evo: the session.
-        evaluating: evaluations running now.
-    """
-    workers = evo.executor.max_workers
-    llm = evo.config.llm
-    if llm.reproducible:
-        return max(workers - evaluating, 0)
-    if llm.max_concurrency is not None:
-        return llm.max_concurrency
-    if evo._request_seconds is None or evo._eval_seconds is None:
-        return workers
-    ratio = evo._request_seconds / max(evo._eval_seconds, 1e-3)
-    return min(max(math.ceil(workers * ratio), workers), workers * LOOKAHEAD_PER_WORKER)
-
-def affordable(evo: Evolution, requests: int) -> bool:
-    """Whether one more request fits the cost and token caps, counting the ones in
-    flight at the average so far: look-ahead must not overshoot a cap by more than
-    one request (the first request always goes, so that a cap is reached)."""
-    if not requests or not evo._requests_done:
-        return True
-    after = (requests + 1) / evo._requests_done
-    return ((evo.max_cost is None
-             or evo.cost_spent * (1 + after) < evo.max_cost + 1e-12)
-            and (evo.max_tokens is None
-                 or evo.tokens_spent * (1 + after) < evo.max_tokens))
-
-
 def moving_average(previous: float | None, value: float) -> float:
     """An exponential moving average that follows changes within a few samples."""
     return value if previous is None else 0.8 * previous + 0.2 * value
+
+
+class Pace:
+    """What this session observed of model requests and evaluations, and what follows.
+
+    Args:
+        workers: the evaluators.
+        llm: the run's model settings (``reproducible``, ``max_concurrency``).
+        max_cost: the run's cap in dollars, or None.
+        max_tokens: the run's cap in model tokens, or None.
+    """
+
+    def __init__(self, workers: int, llm: LLMConfig, max_cost: float | None,
+                 max_tokens: int | None) -> None:
+        self.workers = workers
+        self.llm = llm
+        self.max_cost = max_cost
+        self.max_tokens = max_tokens
+        self.request_seconds: float | None = None
+        self.eval_seconds: float | None = None
+        self.requests_done = 0
+
+    def requested(self, seconds: float) -> None:
+        """A model request took ``seconds``."""
+        self.request_seconds = moving_average(self.request_seconds, seconds)
+        self.requests_done += 1
+
+    def evaluated(self, seconds: float) -> None:
+        """An evaluation (the evaluator's own time) took ``seconds``."""
+        self.eval_seconds = moving_average(self.eval_seconds, seconds)
+
+    def lookahead(self, evaluating: int) -> int:
+        """How many model requests and ready proposals to keep (issue 11).
+
+        ``llm.reproducible``: none beyond the free workers, so a request starts only
+        when a worker is free and sees every earlier result. Else ``llm.max_concurrency``,
+        or enough to keep the workers busy: workers * model latency / evaluation time,
+        from what this session observed, between workers and
+        ``LOOKAHEAD_PER_WORKER * workers``.
+
+        Args:
+            evaluating: evaluations running now.
+        """
+        workers = self.workers
+        if self.llm.reproducible:
+            return max(workers - evaluating, 0)
+        if self.llm.max_concurrency is not None:
+            return self.llm.max_concurrency
+        if self.request_seconds is None or self.eval_seconds is None:
+            return workers
+        ratio = self.request_seconds / max(self.eval_seconds, 1e-3)
+        return min(max(math.ceil(workers * ratio), workers), workers * LOOKAHEAD_PER_WORKER)
+
+    def affordable(self, requests: int, cost_spent: float, tokens_spent: int) -> bool:
+        """Whether one more request fits the cost and token caps.
+
+        The ``requests`` in flight count at the average so far: look-ahead must not
+        overshoot a cap by more than one request (the first request always goes, so
+        that a cap is reached).
+        """
+        if not requests or not self.requests_done:
+            return True
+        after = (requests + 1) / self.requests_done
+        return ((self.max_cost is None
+                 or cost_spent * (1 + after) < self.max_cost + 1e-12)
+                and (self.max_tokens is None
+                     or tokens_spent * (1 + after) < self.max_tokens))

@@ -30,6 +30,7 @@ from evoforge.storage.base import RunRecord, Storage, StoredProposal
 
 if TYPE_CHECKING:
     from evoforge.run.controller import Evolution
+    from evoforge.run.state import RunState
 
 __all__ = ["LEASE_SECONDS", "POLL_SECONDS", "BudgetFull", "RunSync"]
 
@@ -82,14 +83,14 @@ class RunSync:
             raise BudgetFull
         return stored
 
-    def new_candidate(self, evo: Evolution, *, island: int, parent_ids: list[int],
-                      operator: str, code: str, code_hash: str,
+    def new_candidate(self, run: RunRecord, state: RunState, *, island: int,
+                      parent_ids: list[int], operator: str, code: str, code_hash: str,
                       proposal: Proposal | None) -> Candidate:
-        """Store a proposal of ``evo`` (see :meth:`propose`) as its candidate."""
+        """Store a proposal (see :meth:`propose`) as its candidate."""
         usage = proposal.usage() if proposal is not None else {}
         stored = self.propose(island=island, parent_ids=parent_ids, operator=operator,
-                              code=code, code_hash=code_hash, seed=evo.run.seed, **usage)
-        evo._next_seq = max(evo._next_seq, stored.seq + 1)
+                              code=code, code_hash=code_hash, seed=run.seed, **usage)
+        state.next_seq = max(state.next_seq, stored.seq + 1)
         return joined_candidate(stored, Candidate(
             id=0, seq=0, island=island, parent_ids=tuple(parent_ids), operator=operator,
             code=code, code_hash=code_hash, status=Status.PENDING))
@@ -144,7 +145,7 @@ class RunSync:
         by another process). After: wait while the run has pending candidates, taking
         over orphans, until none is left or nothing moves for ``STALL_SECONDS``.
         """
-        if evo._stop_reason is not None:
+        if evo.stop_reason is not None:
             return False
         if self.full:
             pending = self.storage.counts(self.run.id).get(Status.PENDING, 0)
@@ -154,11 +155,11 @@ class RunSync:
                        and time.monotonic() - self._stall_since > STALL_SECONDS)
             if pending == 0 or stalled:
                 self.poll(evo, force=True)
-                evo._stop_reason = "budget"  # every evaluation of the budget is claimed
+                evo.stop_reason = "budget"  # every evaluation of the budget is claimed
                 return False
             taken = self.orphans()
             if taken:
-                evo._requeue.extend(taken)
+                evo.state.requeue.extend(taken)
                 return True
         await asyncio.sleep(self.poll_seconds / 4)
         self.poll(evo)
@@ -168,28 +169,27 @@ class RunSync:
     def restore(self, evo: Evolution) -> None:
         """Start a joined session: the initial program once, orphans, all results."""
         self.beat(force=True)
-        evo._next_seq = self.storage.next_seq(self.run.id)
-        usage = self.storage.usage(self.run.id)
-        evo.cost_spent = usage["cost"]
-        evo.tokens_spent = int(usage["prompt_tokens"] + usage["completion_tokens"])
+        state = evo.state
+        state.next_seq = self.storage.next_seq(self.run.id)
+        state.read_usage(self.storage, self.run.id)
         if evo.run.proposer_stats:
             evo.proposer.load_stats(evo.run.proposer_stats)
         code = evo.problem.initial_program
         if self.storage.find_code_hash(self.run.id, normalized_hash(code)) is None:
             # two processes at once: add_proposal makes one of them a duplicate
-            initial = evo._new_candidate(island=0, parent_ids=[], operator="initial",
-                                         code=code, code_hash=normalized_hash(code))
+            initial = evo.intake.initial(code)
             if initial.status == Status.PENDING:
-                evo._requeue.append(initial)
-        evo._requeue.extend(self.orphans())
+                state.requeue.append(initial)
+        state.requeue.extend(self.orphans())
         self.poll(evo, force=True)
-        p = evo.progress
+        p = state.progress
         p.duplicates = self.storage.counts(self.run.id).get(Status.DUPLICATE, 0)
 
 
 def absorb(evo: Evolution, cand: Candidate) -> None:
     """Take another process's finished candidate into ``evo``'s state."""
-    p = evo.progress
+    state = evo.state
+    p = state.progress
     sync = evo.sync
     assert sync is not None
     if cand.status == Status.DUPLICATE:
@@ -201,17 +201,14 @@ def absorb(evo: Evolution, cand: Candidate) -> None:
     if cand.status == Status.PENDING:
         return
     sync.fitness[cand.id] = cand.fitness
-    evo._hashes.setdefault(cand.code_hash, cand.id)
+    state.hashes.setdefault(cand.code_hash, cand.id)
     if cand.functional_hash and cand.status in (Status.OK, Status.FAILED):
-        evo._func_hashes.setdefault(cand.functional_hash, cand.id)
-    evo._admit(cand)
+        state.func_hashes.setdefault(cand.functional_hash, cand.id)
+    state.admit(cand)
     if cand.status not in (Status.OK, Status.TIMEOUT) and cand.seq == 0:
-        if evo.config.allow_failing_initial:
-            evo._adopt_failed_initial(cand)
-        else:
-            evo._failed_initial = cand
+        state.initial_failed(cand)
     _reward(evo, cand)
-    evo.archive.on_evaluated(p.evaluated, evo.rng)
+    state.archive.on_evaluated(p.evaluated, evo.rng)
 
 
 def _reward(evo: Evolution, cand: Candidate) -> None:
