@@ -23,7 +23,7 @@ from evoforge.run.controller import Events, RunError, RunResult
 from evoforge.run.controller import Progress as RunProgress
 from evoforge.run.report import candidate_dict, stopped_stage
 from evoforge.run.report import run_report as status_dict
-from evoforge.run.service import execute, open_run
+from evoforge.run.service import execute, extend_run, open_run
 from evoforge.storage import DEFAULT_URL, RunRecord, Storage, StorageError, open_storage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -242,10 +242,10 @@ def resume(
     store = _open(storage)
     record = _find_run(store, run_name)
     if budget is not None:
-        counts = store.counts(record.id)
-        done = sum(counts.get(s, 0) for s in (Status.OK, Status.FAILED, Status.TIMEOUT))
-        store.update_run(record.id, budget=done + budget)
-        record = _find_run(store, record.name)
+        try:
+            record = extend_run(store, record, budget)
+        except RunError as exc:
+            raise CLIError(str(exc)) from None
     console.print(f"resuming run [bold]{record.name}[/] up to {record.budget} evaluations")
     result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
                       executor=executor, ray_address=ray_address, max_cost=max_cost,

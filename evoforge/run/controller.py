@@ -40,6 +40,7 @@ from evoforge.run.objective import fitness_of, objective_of
 from evoforge.run.pace import Pace
 from evoforge.run.shared import BudgetFull, RunSync
 from evoforge.run.simplify import SIMPLIFY, Simplifier
+from evoforge.run.spec import RunSpec
 from evoforge.run.state import RunState
 from evoforge.run.stop import MAX_IDLE_PROPOSALS, StopRule
 from evoforge.storage.base import RunRecord, Storage
@@ -69,30 +70,23 @@ class Evolution:
         run: the run record (new or resumed).
         executor: where evaluations run.
         config: the run's configuration (as stored with the run).
-        max_time: seconds for this session, or None.
-        target: stop when the best objective reaches this, or None.
+        spec: the session's limits (time, target, cost and token caps); by default
+            the config's (:meth:`RunSpec.of` with no command-line values).
         events: progress callbacks.
         proposer: defaults to the model-free :class:`MutationProposer`.
-        max_cost: stop once the models cost this many dollars (known prices only).
         novelty: a gate that skips near-twins of evaluated programs, for a proposer
             that declares no filters of its own.
-        max_tokens: stop once the models used this many tokens (prompt + completion).
         sync: share the run with other processes (``--join``, see ``run/shared.py``).
     """
 
     def __init__(self, problem: Problem, storage: Storage, run: RunRecord, executor: Executor,
-                 config: RunConfig, *, max_time: float | None = None,
-                 target: float | None = None, events: Events | None = None,
-                 proposer: Proposer | None = None, max_cost: float | None = None,
-                 novelty: NoveltyChecker | None = None,
-                 max_tokens: int | None = None, sync: RunSync | None = None) -> None:
+                 config: RunConfig, *, spec: RunSpec | None = None,
+                 events: Events | None = None, proposer: Proposer | None = None,
+                 novelty: NoveltyChecker | None = None, sync: RunSync | None = None) -> None:
         self.problem, self.storage, self.run, self.executor = problem, storage, run, executor
         self.config = config
         self.sync = sync  # None: this process alone runs the run
-        # the flags win; else config.yaml's max_time and target (OpenEvolve's keys)
-        self.max_time = max_time if max_time is not None else config.max_time
-        self.target = target if target is not None else config.target
-        self.max_cost, self.max_tokens = max_cost, max_tokens
+        self.spec = spec or RunSpec.of(run, config, workers=executor.max_workers)
         self.events = events or Events()
         self.proposer = proposer or MutationProposer(problem.template, config.mutation)
         filters: list[ProposalFilter] = list(self.proposer.filters)
@@ -106,7 +100,8 @@ class Evolution:
                                      self.probing)
         self.intake = Intake(storage, run, self.state, self.proposer, self.events,
                              self.simplifier, sync)
-        self.pace = Pace(executor.max_workers, config.llm, max_cost, max_tokens)
+        self.pace = Pace(executor.max_workers, config.llm, self.spec.max_cost,
+                         self.spec.max_tokens)
         self.stop_reason: str | None = None
         self.func_hits = 0
         self.func_saved_seconds = 0.0
@@ -270,9 +265,10 @@ class Evolution:
         if state.failed_initial is not None:  # resuming a run whose initial program failed
             raise RunError(initial_failure(self.problem, state.failed_initial))
         started = time.monotonic()
-        rule = StopRule(self.run.budget, None if self.max_time is None
-                        else started + self.max_time, self.target, self.config.maximize,
-                        self.max_cost, self.max_tokens)
+        spec = self.spec
+        rule = StopRule(self.run.budget, None if spec.max_time is None
+                        else started + spec.max_time, spec.target, self.config.maximize,
+                        spec.max_cost, spec.max_tokens)
         session_evals = 0
         self.storage.update_run(self.run.id, status="running")
         in_flight: dict[asyncio.Task[tuple[Pending, Verdict]], int] = {}

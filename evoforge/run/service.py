@@ -21,7 +21,9 @@ from evoforge.proposers.llm.proposer import LLMProposer, parse_llm_spec, specs_f
 from evoforge.proposers.llm.types import LLMError
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.controller import Events, Evolution, RunError, RunResult
+from evoforge.run.report import evaluated_of
 from evoforge.run.shared import RunSync
+from evoforge.run.spec import RunSpec
 from evoforge.storage.base import RunRecord, Storage, StorageError
 
 
@@ -173,24 +175,17 @@ async def _summarize(evo: Evolution, result: RunResult) -> dict[str, Any]:
     return summary
 
 
-def _caps(storage: Storage, run: RunRecord, config: RunConfig, max_cost: float | None,
-          max_tokens: int | None) -> tuple[RunConfig, float | None, int | None]:
-    """The run's cost and token caps: the given ones (stored with the run), else the
-    stored ones (config ``llm.max_cost`` / ``llm.max_total_tokens``)."""
-    if max_cost is not None and max_cost < 0:
-        raise RunError(f"--max-cost must be at least 0, not {max_cost:g}")
-    if max_tokens is not None and max_tokens < 1:
-        raise RunError(f"--max-tokens must be at least 1, not {max_tokens}")
-    llm = config.llm
-    if max_cost is None:
-        max_cost = llm.max_cost
-    if max_tokens is None:
-        max_tokens = llm.max_total_tokens
-    if (llm.max_cost, llm.max_total_tokens) != (max_cost, max_tokens):
-        llm = llm.model_copy(update={"max_cost": max_cost, "max_total_tokens": max_tokens})
-        config = config.model_copy(update={"llm": llm})
-        storage.update_run(run.id, config=config.model_dump(mode="json"))
-    return config, max_cost, max_tokens
+def extend_run(storage: Storage, run: RunRecord, evaluations: int) -> RunRecord:
+    """Give ``run`` ``evaluations`` more than it has evaluated so far (``resume --budget``).
+
+    Raises:
+        RunError: ``evaluations`` is below 1.
+    """
+    if evaluations < 1:
+        raise RunError(f"--budget must be at least 1 evaluation to add, not {evaluations}")
+    done = evaluated_of(storage.counts(run.id))
+    storage.update_run(run.id, budget=done + evaluations)
+    return storage.get_run(run.name) or run
 
 
 def make_executor(name: str, workers: int, config: RunConfig,
@@ -229,13 +224,14 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
     """
     problem = problem_of(run)
     config = RunConfig.model_validate(run.config)
-    n_workers = workers or config.workers
-    config, max_cost, max_tokens = _caps(storage, run, config, max_cost, max_tokens)
+    spec = RunSpec.of(run, config, workers=workers, max_time=max_time, target=target,
+                      max_cost=max_cost, max_tokens=max_tokens)
+    config = spec.store_caps(storage, run, config)
 
     specs = specs_from_config(config)
-    if max_cost is not None and specs and unpriced(specs) and events is not None:
+    if spec.max_cost is not None and specs and unpriced(specs) and events is not None:
         events.message(
-            f"--max-cost {max_cost:g} cannot be enforced: unknown price for "
+            f"--max-cost {spec.max_cost:g} cannot be enforced: unknown price for "
             f"{', '.join(unpriced(specs))}; give it as --llm NAME@IN/OUT or price_in/"
             "price_out in config.yaml, or cap tokens with --max-tokens")
 
@@ -252,11 +248,9 @@ def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,
                     await backend.close()
                 raise RunError(str(exc)) from None
             proposer = LLMProposer(problem.template, config, specs, backend, problem.path)
-        runner = make_executor(executor, n_workers, config, ray_address)
-        evo = Evolution(problem, storage, run, runner, config, max_time=max_time,
-                        target=target, events=events, proposer=proposer,
-                        max_cost=max_cost, max_tokens=max_tokens,
-                        sync=RunSync(storage, run) if join else None)
+        runner = make_executor(executor, spec.workers, config, ray_address)
+        evo = Evolution(problem, storage, run, runner, config, spec=spec, events=events,
+                        proposer=proposer, sync=RunSync(storage, run) if join else None)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, evo.request_stop, "interrupted")

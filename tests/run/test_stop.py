@@ -62,4 +62,4 @@ def test_config_max_time_stops_the_run(tmp_path: Path) -> None:
                             budget=1_000_000)
     assert evo.progress.evaluated < 1_000_000
     assert time.monotonic() - started < 30
-    assert evo.max_time == 1.5
+    assert evo.spec.max_time == 1.5
