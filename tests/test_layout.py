@@ -16,12 +16,6 @@ PACKAGE = Path(evoforge.__file__).resolve().parent
 MAX_CLASS_LINES = 400
 MAX_MODULE_LINES = 600
 
-# Modules still over a limit while they are being split. Each entry is temporary: remove
-# it when its split lands (the test below fails on an entry that no longer needs it).
-ALLOWED = {
-    "run/controller.py",  # the lead is splitting the loop (issue 16); remove when it lands
-}
-
 
 def _oversized_text(text: str, where: str) -> list[str]:
     """What in the source ``text`` of ``where`` breaks a limit, one line each."""
@@ -52,16 +46,8 @@ def _sources() -> list[Path]:
 
 
 def test_no_class_over_400_lines_no_module_over_600() -> None:
-    problems = [line for path in _sources()
-                if path.relative_to(PACKAGE).as_posix() not in ALLOWED
-                for line in _oversized(path)]
+    problems = [line for path in _sources() for line in _oversized(path)]
     assert problems == [], "\n".join(problems)
-
-
-def test_allow_list_is_still_needed() -> None:
-    """An allowed module that now keeps the limits must leave the list."""
-    stale = [name for name in sorted(ALLOWED) if not _oversized(PACKAGE / name)]
-    assert stale == [], f"remove from ALLOWED, they keep the limits now: {stale}"
 
 
 def test_oversized_is_found() -> None:
