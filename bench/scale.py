@@ -12,11 +12,11 @@ milliseconds:
   lookup), ``get_candidate`` of a random candidate, ``candidates_since`` near the
   end (incremental sync of 100);
 * ``status``: the CLI's ``status_dict``, once;
-* ``resume`` (the storage part), once each: the fast path (counts, usage, next seq,
-  the 1,000 best, orphans); a replay of the light rows of every ok candidate
-  (``iter_summaries``: no program text, artifacts or stages) plus the texts of 1,000
-  of them; and the full replay of every row with its program text that
-  ``Evolution._restore`` does today;
+* ``resume``, once each, as the loop restores a run (``RunState.restore``): the fast
+  restore of a large run (counts, usage, next seq, the initial program, the best
+  ``RESTORED_ELITES``, pending candidates; hashes looked up later per proposal) and
+  the full replay of every row with its program text into the archive, which resume
+  does up to ``REPLAY_LIMIT`` evaluated candidates;
 * bytes per candidate: the database's size over N.
 
 Run with ``nice -n 10 .venv/bin/python bench/scale.py [--n N] [--backends sqlite,postgresql]``;
@@ -40,8 +40,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+import evoforge.run.state as state_module
+from evoforge.archive import FeatureSpace
 from evoforge.candidate import Status
 from evoforge.cli import status_dict
+from evoforge.config import RunConfig
+from evoforge.problem.blocks import whole_file
+from evoforge.proposers.mutation import MutationProposer
+from evoforge.run.state import RunState
 from evoforge.storage import SQLStorage
 from evoforge.testing.conformance_storage import postgres_schema
 
@@ -49,6 +55,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 BATCH = 20_000
 REPS = 200
+# restore asks the proposer to load its statistics only when the run stored some
+_NO_PROPOSER = MutationProposer(whole_file("def f(x):\n    return x\n"))
 STATUSES = ([Status.OK] * 70 + [Status.FAILED] * 12 + [Status.DUPLICATE] * 10
             + [Status.TIMEOUT] * 5 + [Status.REJECTED] * 3)
 
@@ -74,7 +82,8 @@ def fill(storage: SQLStorage, run_id: int, n: int, rng: random.Random) -> float:
                 "parent_ids": [rng.randrange(seq) + 1] if seq else [],
                 "code": _program(key), "code_hash": f"{key:064x}", "status": status,
                 "score": fit, "fitness": fit,
-                "features": {"code_size": 600.0, "div": rng.random()} if ok else None,
+                "features": ({"code_size": 600.0, "diversity": rng.random()} if ok
+                             else None),
                 "metrics": {"combined_score": fit} if ok else None,
                 "functional_hash": f"f{key}" if ok else None, "eval_seconds": 0.1,
                 "duplicate_of": key + 1 if status == Status.DUPLICATE else None})
@@ -82,9 +91,9 @@ def fill(storage: SQLStorage, run_id: int, n: int, rng: random.Random) -> float:
     return time.perf_counter() - start
 
 
-def _ms(fn: Callable[[int], Any], reps: int = REPS) -> dict[str, float]:
+def _ms(fn: Callable[[int], Any]) -> dict[str, float]:
     times = []
-    for i in range(reps):
+    for i in range(REPS):
         start = time.perf_counter()
         fn(i)
         times.append((time.perf_counter() - start) * 1000)
@@ -134,7 +143,7 @@ def measure(url: str, n: int, path: Path | None) -> dict[str, Any]:
     out["add_proposal"] = _ms(propose)
     out["finish_candidate"] = _ms(lambda i: storage.finish_candidate(
         new[i], status=Status.OK, score=1.0, fitness=1.0, metrics={"combined_score": 1.0},
-        features={"code_size": 600.0, "div": 0.5}))
+        features={"code_size": 600.0, "diversity": 0.5}))
     out["elites_100"] = _ms(lambda i: storage.elites(run.id, 100))
     out["find_code_hash"] = _ms(
         lambda i: storage.find_code_hash(run.id, f"{rng.randrange(n):064x}"))
@@ -146,35 +155,21 @@ def measure(url: str, n: int, path: Path | None) -> dict[str, Any]:
     assert record is not None
     out["status_s"] = _once(lambda: status_dict(storage, record))
 
-    def fast_resume() -> None:
-        storage.counts(run.id)
-        storage.usage(run.id)
-        storage.next_seq(run.id)
-        storage.elites(run.id, 1000)
-        storage.claim_orphans(run.id, "resumer")
+    def restore(replay_limit: int) -> None:
+        # what resume does before its first proposal: the loop's own RunState.restore
+        previous = state_module.REPLAY_LIMIT
+        state_module.REPLAY_LIMIT = replay_limit
+        try:
+            config = RunConfig.model_validate(record.config)
+            state = RunState(config, FeatureSpace(config.database, _program(0)),
+                             record.budget, [])
+            state.restore(storage, record, _NO_PROPOSER)
+            assert state.progress.evaluated > 0 and state.best is not None
+        finally:
+            state_module.REPLAY_LIMIT = previous
 
-    def full_replay() -> None:
-        storage.counts(run.id)
-        storage.usage(run.id)
-        storage.code_hashes(run.id)
-        storage.functional_hashes(run.id)
-        storage.next_seq(run.id)
-        for _ in storage.iter_candidates(run.id):
-            pass
-
-    def summary_replay() -> None:
-        # what an archive that needs every ok candidate's features replays: light rows
-        # (no program text, artifacts or stages), then the texts of the kept elites only
-        storage.counts(run.id)
-        storage.usage(run.id)
-        storage.next_seq(run.id)
-        ok = [c.id for c in storage.iter_summaries(run.id, (Status.OK,))]
-        storage.get_candidates(ok[-1000:])
-        storage.claim_orphans(run.id, "resumer")
-
-    out["resume_fast_s"] = _once(fast_resume)
-    out["resume_summaries_s"] = _once(summary_replay)
-    out["resume_full_replay_s"] = _once(full_replay)
+    out["resume_fast_s"] = _once(lambda: restore(0))
+    out["resume_full_replay_s"] = _once(lambda: restore(2 * n))
     storage.close()
     return out
 

@@ -149,7 +149,7 @@ class Evolution:
         """Probe the program's behaviour; a known one is a duplicate, else assess it."""
         code = pending.candidate.code
         functional_hash, probe_seconds = await self.assessor.probe(code)
-        original_id = self.state.func_hashes.get(functional_hash) if functional_hash else None
+        original_id = self.state.behaviour_holder(functional_hash) if functional_hash else None
         if original_id is None and functional_hash and self.sync is not None:
             original_id = self.sync.find_functional(functional_hash)
         if original_id is not None and pending.candidate.operator != SIMPLIFY:

@@ -57,8 +57,8 @@ class Intake:
 
     def known(self, code_hash: str) -> bool:
         """Whether any candidate of the run holds this program (any process)."""
-        return code_hash in self.state.hashes or (self.sync is not None
-                                                  and self.sync.known(code_hash))
+        return self.state.holder(code_hash) is not None or (self.sync is not None
+                                                            and self.sync.known(code_hash))
 
     def new_candidate(self, *, island: int, parent_ids: list[int], operator: str, code: str,
                       code_hash: str, proposal: Proposal | None = None,
@@ -80,7 +80,7 @@ class Intake:
                                                proposal=proposal)
             seq = self.storage.claim_seq(self.run.id)
         if status is None:
-            duplicate_of = state.hashes.get(code_hash)
+            duplicate_of = state.holder(code_hash)
             status = Status.DUPLICATE if duplicate_of is not None else Status.PENDING
         usage = proposal.usage() if proposal is not None else {}
         cid = self.storage.add_candidate(
@@ -148,7 +148,7 @@ class Intake:
         stopped: tuple[str, int | None] | None = None
         if proposal.rejected is not None:
             stopped = (proposal.rejected, None)
-        elif code_hash not in state.hashes:  # an exact copy is a duplicate, not a rejection
+        elif state.holder(code_hash) is None:  # an exact copy is a duplicate, not rejected
             stopped = next((s for s in (f.check(proposal) for f in state.filters) if s), None)
         if stopped is not None:
             self.new_candidate(island=island, parent_ids=proposal.parent_ids,

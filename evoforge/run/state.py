@@ -20,7 +20,13 @@ from evoforge.run.objective import error_text
 from evoforge.run.report import evaluated_of
 from evoforge.storage.base import RunRecord, Storage
 
-__all__ = ["RunState"]
+__all__ = ["RESTORED_ELITES", "REPLAY_LIMIT", "RunState"]
+
+# a resumed run with more evaluated candidates than this is not replayed row by row
+# (minutes at a million rows): its archive restarts from its best RESTORED_ELITES and
+# known programs are looked up in storage per proposal (an index lookup)
+REPLAY_LIMIT = 100_000
+RESTORED_ELITES = 10_000
 
 
 class RunState:
@@ -60,10 +66,32 @@ class RunState:
         self.requeue: list[Candidate] = []
         self.cost_spent = 0.0
         self.tokens_spent = 0
+        # set by a fast restore: hashes not in memory are looked up in this storage
+        self._lookup: tuple[Storage, int] | None = None
         # an ok candidate with a nonzero score, and one with a zero score (for the
         # warning when every score is 0.0: usually a broken evaluation, not a bad program)
         self._nonzero_seen = False
         self._zero_example: Candidate | None = None
+
+    def holder(self, code_hash: str) -> int | None:
+        """The candidate that holds this program (not a duplicate), or None."""
+        found = self.hashes.get(code_hash)
+        if found is None and self._lookup is not None:
+            storage, run_id = self._lookup
+            found = storage.find_code_hash(run_id, code_hash)
+            if found is not None:
+                self.hashes[code_hash] = found
+        return found
+
+    def behaviour_holder(self, functional_hash: str) -> int | None:
+        """The first evaluated candidate with this functional hash, or None."""
+        found = self.func_hashes.get(functional_hash)
+        if found is None and self._lookup is not None:
+            storage, run_id = self._lookup
+            found = storage.find_functional_hash(run_id, functional_hash)
+            if found is not None:
+                self.func_hashes[functional_hash] = found
+        return found
 
     def place(self, cand: Candidate) -> None:
         """Put an ok candidate in the archive; track the best and the initial one."""
@@ -137,8 +165,10 @@ class RunState:
     def restore(self, storage: Storage, run: RunRecord, proposer: Proposer) -> None:
         """Rebuild everything from a run this process alone continues.
 
-        The archive's migrations are replayed with their own seeded stream, so a
-        resumed run has the islands an uninterrupted one had.
+        Up to :data:`REPLAY_LIMIT` evaluated candidates, every one is replayed, the
+        archive's migrations with their own seeded stream, so a resumed run has the
+        islands an uninterrupted one had. Beyond, the archive restarts from the run's
+        best :data:`RESTORED_ELITES` and the initial program (see :meth:`holder`).
         """
         counts = storage.counts(run.id)
         p = self.progress
@@ -149,9 +179,14 @@ class RunState:
         p.rejected = counts.get(Status.REJECTED, 0)
         p.evaluated = evaluated_of(counts)
         self.read_usage(storage, run.id)
+        self.next_seq = storage.next_seq(run.id)
+        if run.proposer_stats:
+            proposer.load_stats(run.proposer_stats)
+        if p.evaluated > REPLAY_LIMIT:
+            self._restore_elites(storage, run)
+            return
         self.hashes = storage.code_hashes(run.id)
         self.func_hashes = storage.functional_hashes(run.id)
-        self.next_seq = storage.next_seq(run.id)
         replay_rng = random.Random(f"replay:{run.seed}")
         done = 0
         for cand in storage.iter_candidates(run.id):
@@ -168,5 +203,20 @@ class RunState:
             elif cand.seq == 0:
                 self.initial_failed(cand)
             self.archive.on_evaluated(done, replay_rng)
-        if run.proposer_stats:
-            proposer.load_stats(run.proposer_stats)
+
+    def _restore_elites(self, storage: Storage, run: RunRecord) -> None:
+        """The fast restore of a large run: initial program, best elites, pending ones."""
+        self._lookup = (storage, run.id)
+        in_order = storage.iter_candidates(run.id)
+        initial = next(in_order, None)  # seq 0; the rows are streamed, not all read
+        getattr(in_order, "close", lambda: None)()  # a generator: release its connection
+        restored = storage.elites(run.id, RESTORED_ELITES)
+        if initial is not None and initial.status == Status.OK:
+            restored = [initial, *(c for c in restored if c.id != initial.id)]
+        elif initial is not None and initial.status != Status.PENDING:
+            self.initial_failed(initial)
+        for cand in sorted(restored, key=lambda c: c.seq):
+            for check in self.filters:
+                check.remember(cand.id, cand.code)
+            self.place(cand)
+        self.requeue.extend(storage.iter_candidates(run.id, (Status.PENDING,)))
