@@ -7,6 +7,7 @@ hash and turns an outcome into the fields stored with a candidate, so that a run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -113,6 +114,8 @@ class Assessor:
         self.features = features
         self.probing = ("probe_inputs" in problem.evaluator_functions
                         or config.evaluator.probe_inputs is not None)
+        self.func_hits = 0  # functional duplicates found by the probe
+        self.func_saved_seconds = 0.0  # their originals' evaluation time, less the probes
 
     def job(self, code: str, function: str = "evaluate") -> EvalJob:
         """The sandboxed job that runs ``function`` of the evaluator on ``code``."""
@@ -199,6 +202,29 @@ class Assessor:
                 record[-1].update(stopped=True, threshold=thresholds[index])
                 return verdict
         return verdict
+
+    async def verdict(self, code: str,
+                      original_of: Callable[[str], Candidate | None] | None = None) -> Verdict:
+        """Probe ``code``'s behaviour, then assess it unless a known candidate has it.
+
+        Args:
+            code: the program.
+            original_of: the evaluated candidate with a functional hash, or None; when
+                it finds one, ``code`` is its functional duplicate and takes its result
+                (counted in :attr:`func_hits` and :attr:`func_saved_seconds`). None:
+                always assess (a simplification must show its own score).
+        """
+        functional_hash, probe_seconds = await self.probe(code)
+        original = (original_of(functional_hash)
+                    if functional_hash is not None and original_of is not None else None)
+        if original is not None:
+            assert functional_hash is not None
+            self.func_hits += 1
+            self.func_saved_seconds += max((original.eval_seconds or 0.0) - probe_seconds, 0.0)
+            return functional_duplicate(original, functional_hash, probe_seconds)
+        verdict = await self.assess(code)
+        return replace(verdict, functional_hash=functional_hash,
+                       eval_seconds=(verdict.eval_seconds or 0.0) + probe_seconds)
 
     async def probe(self, code: str) -> tuple[str | None, float]:
         """The functional hash of ``code`` (None if it cannot be probed) and its seconds."""

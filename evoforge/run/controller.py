@@ -26,7 +26,7 @@ from evoforge.problem.loader import Problem
 from evoforge.proposers.base import ProposalFilter, Proposer
 from evoforge.proposers.filters import NoveltyFilter
 from evoforge.proposers.mutation import MutationProposer
-from evoforge.run.assess import Assessor, Verdict, functional_duplicate
+from evoforge.run.assess import Assessor, Verdict
 from evoforge.run.events import (
     Events,
     Progress,
@@ -103,8 +103,6 @@ class Evolution:
         self.pace = Pace(executor.max_workers, config.llm, self.spec.max_cost,
                          self.spec.max_tokens)
         self.stop_reason: str | None = None
-        self.func_hits = 0
-        self.func_saved_seconds = 0.0
         self._since_stats = 0
         self._stopping: asyncio.Event | None = None
         self._ready: deque[Pending] = deque()  # proposals waiting for a free evaluator
@@ -119,6 +117,11 @@ class Evolution:
     def progress(self) -> Progress:
         """The session's counters (see :class:`Progress`)."""
         return self.state.progress
+
+    @property
+    def func_hits(self) -> int:
+        """Functional duplicates found by the probe in this session."""
+        return self.assessor.func_hits
 
     @property
     def simplifications(self) -> int:
@@ -145,24 +148,21 @@ class Evolution:
             return self.intake.register(island, parent, proposal)
         return None
 
+    def _original(self, functional_hash: str) -> Candidate | None:
+        """The evaluated candidate (of any process) that behaves this way, or None."""
+        found = self.state.behaviour_holder(functional_hash)
+        if found is None and self.sync is not None:
+            found = self.sync.find_functional(functional_hash)
+        return None if found is None else self.storage.get_candidate(found)
+
     async def _evaluate(self, pending: Pending) -> tuple[Pending, Verdict]:
-        """Probe the program's behaviour; a known one is a duplicate, else assess it."""
-        code = pending.candidate.code
-        functional_hash, probe_seconds = await self.assessor.probe(code)
-        original_id = self.state.behaviour_holder(functional_hash) if functional_hash else None
-        if original_id is None and functional_hash and self.sync is not None:
-            original_id = self.sync.find_functional(functional_hash)
-        if original_id is not None and pending.candidate.operator != SIMPLIFY:
-            assert functional_hash is not None
-            original = self.storage.get_candidate(original_id)
-            self.func_hits += 1
-            self.func_saved_seconds += max((original.eval_seconds or 0.0) - probe_seconds, 0.0)
-            return pending, functional_duplicate(original, functional_hash, probe_seconds)
-        verdict = await self.assessor.assess(code)
-        seconds = (verdict.eval_seconds or 0.0) + probe_seconds
-        # the evaluator's own seconds: a worker's start-up is not the evaluation time
-        self.pace.evaluated(seconds)
-        return pending, replace(verdict, functional_hash=functional_hash, eval_seconds=seconds)
+        simplification = pending.candidate.operator == SIMPLIFY
+        verdict = await self.assessor.verdict(
+            pending.candidate.code, None if simplification else self._original)
+        if verdict.status != Status.DUPLICATE:
+            # the evaluator's own seconds: a worker's start-up is not the evaluation time
+            self.pace.evaluated(verdict.eval_seconds or 0.0)
+        return pending, verdict
 
     def _finish(self, pending: Pending, verdict: Verdict) -> Candidate:
         """Store a verdict and tell the state, the proposer and the simplifier."""
