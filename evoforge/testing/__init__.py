@@ -7,8 +7,9 @@ conformance suites for the plug points (``StorageConformance`` in
 from evoforge.testing.backend import FunctionBackend
 from evoforge.testing.conformance_proposer import ProposerConformance
 from evoforge.testing.fake_llm import FakeLLMServer, RecordedRequest, Reply, search_replace_block
-from evoforge.testing.runs import run_problem
+from evoforge.testing.runs import VALUE_EVALUATOR, run_problem, write_problem
 from evoforge.testing.scripted import ScriptedProposer
 
-__all__ = ["FakeLLMServer", "FunctionBackend", "ProposerConformance", "RecordedRequest", "Reply",
-           "ScriptedProposer", "run_problem", "search_replace_block"]
+__all__ = ["VALUE_EVALUATOR", "FakeLLMServer", "FunctionBackend", "ProposerConformance",
+           "RecordedRequest", "Reply", "ScriptedProposer", "run_problem", "search_replace_block",
+           "write_problem"]

@@ -7,12 +7,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from evoforge.config import RunConfig
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem import Problem, load_problem
 from evoforge.proposers.base import Proposer
 from evoforge.run import Evolution, create_run
 from evoforge.storage import SQLStorage
+
+VALUE_EVALUATOR = """import importlib.util
+
+
+def evaluate(program_path):
+    spec = importlib.util.spec_from_file_location("candidate", program_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {"combined_score": float(module.value())}
+"""
+"""An evaluator whose score is what the program's ``value()`` returns."""
+
+
+def write_problem(folder: Path, program: str, evaluator: str = VALUE_EVALUATOR,
+                  config: dict[str, Any] | None = None) -> Path:
+    """Make a problem folder: ``initial_program.py``, ``evaluator.py``, a config.yaml.
+
+    Returns:
+        ``folder``, created with its parents.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "initial_program.py").write_text(program)
+    (folder / "evaluator.py").write_text(evaluator)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config or {}))
+    return folder
 
 
 def run_problem(folder: Path, db: Path, *, budget: int,

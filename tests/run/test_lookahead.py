@@ -8,13 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evoforge.candidate import Status
 from evoforge.problem import load_problem
 from evoforge.run import Events, Progress, create_run, execute
 from evoforge.storage import SQLStorage
-from evoforge.testing import FakeLLMServer, Reply
+from evoforge.testing import VALUE_EVALUATOR, FakeLLMServer, Reply, write_problem
 
 DELAY = 1.0  # long next to a loaded machine's evaluation time
 PROGRAM = """# EVOLVE-BLOCK-START
@@ -22,29 +20,15 @@ def value():
     return 0
 # EVOLVE-BLOCK-END
 """
-EVALUATOR = """import importlib.util
-
-
-def evaluate(program_path):
-    spec = importlib.util.spec_from_file_location("candidate", program_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {"combined_score": float(module.value())}
-"""
 
 
 def trivial_problem(tmp_path: Path, url: str, **llm: Any) -> Path:
     """A problem whose evaluation takes milliseconds, driven by the fake model."""
-    folder = tmp_path / "trivial"
-    folder.mkdir()
-    (folder / "initial_program.py").write_text(PROGRAM)
-    (folder / "evaluator.py").write_text(EVALUATOR)
     config = {"random_seed": 3, "llm": {
         "models": [{"name": "fake-model", "api_base": url, "api_key_env": None,
                     "timeout": 5.0, "max_retries": 0}],
         "modes": ["rewrite"], "mutation_operators": False, **llm}}
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return folder
+    return write_problem(tmp_path / "trivial", PROGRAM, config=config)
 
 
 def counting_rewrites() -> Any:
@@ -114,7 +98,7 @@ def test_proposals_left_when_time_runs_out_are_stored_as_not_evaluated(
         problem = load_problem(trivial_problem(tmp_path, server.base_url, max_concurrency=6))
         storage = SQLStorage(str(tmp_path / "runs.db"))
         # a slow evaluator: proposals pile up in the queue while one worker evaluates
-        slow = EVALUATOR.replace("    spec =", "    import time\n    time.sleep(1.0)\n"
+        slow = VALUE_EVALUATOR.replace("    spec =", "    import time\n    time.sleep(1.0)\n"
                                  "    spec =")
         (Path(problem.path) / "evaluator.py").write_text(slow)
         problem = load_problem(problem.path)

@@ -14,7 +14,7 @@ from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.service import execute, extend_run, problem_of
 from evoforge.run.state import RunState
 from evoforge.storage import SQLStorage
-from evoforge.testing import run_problem
+from evoforge.testing import run_problem, write_problem
 
 PROGRAM = """# EVOLVE-BLOCK-START
 def value():
@@ -35,10 +35,7 @@ def evaluate(program_path):
 
 
 def _finished_run(tmp_path: Path) -> tuple[SQLStorage, int]:
-    folder = tmp_path / "seven"
-    folder.mkdir()
-    (folder / "initial_program.py").write_text(PROGRAM)
-    (folder / "evaluator.py").write_text(EVALUATOR)
+    folder = write_problem(tmp_path / "seven", PROGRAM, EVALUATOR)
     storage, run_id, _ = run_problem(folder, tmp_path / "runs.db", budget=25, seed=3)
     return storage, run_id
 

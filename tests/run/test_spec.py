@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from evoforge.config import RunConfig
 from evoforge.problem import load_problem
@@ -13,30 +12,17 @@ from evoforge.run.events import RunError
 from evoforge.run.service import create_run, execute, extend_run
 from evoforge.run.spec import RunSpec
 from evoforge.storage import open_storage
+from evoforge.testing import write_problem
 
 PROGRAM = """# EVOLVE-BLOCK-START
 def value():
     return 1.0
 # EVOLVE-BLOCK-END
 """
-EVALUATOR = """import importlib.util
-
-
-def evaluate(program_path):
-    spec = importlib.util.spec_from_file_location("candidate", program_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {"combined_score": float(module.value())}
-"""
 
 
 def _folder(tmp_path: Path, **config: object) -> Path:
-    folder = tmp_path / "one"
-    folder.mkdir()
-    (folder / "initial_program.py").write_text(PROGRAM)
-    (folder / "evaluator.py").write_text(EVALUATOR)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return folder
+    return write_problem(tmp_path / "one", PROGRAM, config=config)
 
 
 def test_given_values_win_over_the_config_and_the_rest_comes_from_it(tmp_path: Path) -> None:

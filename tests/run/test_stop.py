@@ -5,10 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import yaml
-
 from evoforge.run.stop import MAX_IDLE_PROPOSALS, StopRule
-from evoforge.testing import run_problem
+from evoforge.testing import run_problem, write_problem
 
 PROGRAM = """# EVOLVE-BLOCK-START
 def value():
@@ -16,15 +14,6 @@ def value():
     y = 2.0
     return x + y
 # EVOLVE-BLOCK-END
-"""
-EVALUATOR = """import importlib.util
-
-
-def evaluate(program_path):
-    spec = importlib.util.spec_from_file_location("candidate", program_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {"combined_score": float(module.value())}
 """
 
 
@@ -41,12 +30,7 @@ def test_stop_rule_names_the_first_limit_reached() -> None:
 
 
 def problem(tmp_path: Path, **config: float) -> Path:
-    folder = tmp_path / "three"
-    folder.mkdir()
-    (folder / "initial_program.py").write_text(PROGRAM)
-    (folder / "evaluator.py").write_text(EVALUATOR)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return folder
+    return write_problem(tmp_path / "three", PROGRAM, config=config)
 
 
 def test_config_target_stops_the_run(tmp_path: Path) -> None:
