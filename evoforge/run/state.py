@@ -75,22 +75,20 @@ class RunState:
 
     def holder(self, code_hash: str) -> int | None:
         """The candidate that holds this program (not a duplicate), or None."""
-        found = self.hashes.get(code_hash)
-        if found is None and self._lookup is not None:
-            storage, run_id = self._lookup
-            found = storage.find_code_hash(run_id, code_hash)
-            if found is not None:
-                self.hashes[code_hash] = found
-        return found
+        return self._find(self.hashes, code_hash, "find_code_hash")
 
     def behaviour_holder(self, functional_hash: str) -> int | None:
         """The first evaluated candidate with this functional hash, or None."""
-        found = self.func_hashes.get(functional_hash)
+        return self._find(self.func_hashes, functional_hash, "find_functional_hash")
+
+    def _find(self, index: dict[str, int], key: str, lookup: str) -> int | None:
+        """``index[key]``, else (after a fast restore) the storage's index lookup."""
+        found = index.get(key)
         if found is None and self._lookup is not None:
             storage, run_id = self._lookup
-            found = storage.find_functional_hash(run_id, functional_hash)
+            found = getattr(storage, lookup)(run_id, key)
             if found is not None:
-                self.func_hashes[functional_hash] = found
+                index[key] = found
         return found
 
     def place(self, cand: Candidate) -> None:
