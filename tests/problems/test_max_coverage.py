@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 from pathlib import Path
 from types import ModuleType
@@ -112,15 +113,11 @@ def test_baselines_are_exact_greedy(train, name):
         assert ev.coverage(inst.sets, inst.n_elements, chosen) == ev.greedy_coverage(inst)
 
 
-def test_baseline_speedups(train_scores):
-    naive = train_scores["naive_greedy"]["combined_score"]
-    lazy = train_scores["lazy_greedy"]["combined_score"]
-    vectorized = train_scores["vectorized_greedy"]["combined_score"]
-    assert 0.7 < naive < 1.4
-    # each call's time includes sending the sets to the program's process (for the
-    # reference too), which compresses fast programs' speedups
-    assert lazy > 3 and vectorized > 2
+def test_baselines_report_a_speedup_per_instance_and_full_coverage(train_scores):
+    # how fast each baseline is, is measured by bench/library.py and stated in meta.yaml:
+    # a ratio of two timings moves with the machine's load, so none is asserted here
     for metrics in train_scores.values():
+        assert metrics["combined_score"] > 0 and math.isfinite(metrics["combined_score"])
         assert metrics["min_coverage_vs_greedy"] >= 0.99
         assert metrics["num_instances"] == 3
         assert len([k for k in metrics if k.startswith("speedup_")]) == 3

