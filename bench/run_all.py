@@ -136,6 +136,12 @@ def search() -> dict[str, object]:
     return {"written": "docs/benchmarks.md, docs/search.png", "json": "bench/out/search.json"}
 
 
+def speed_claims() -> dict[str, object]:
+    """What the speed-scored problems' READMEs claim of their baselines (bench/speed_claims.py)."""
+    subprocess.run([sys.executable, str(HERE / "speed_claims.py")], check=True)
+    return json.loads((OUT / "speed_claims.json").read_text())
+
+
 def scale() -> dict[str, object]:
     """The storage scale bench (bench/scale.py): a million candidates, SQLite and PostgreSQL."""
     backends = "sqlite,postgresql" if os.environ.get("EVOFORGE_TEST_POSTGRES") else "sqlite"
@@ -147,7 +153,8 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     results = {}
     for name, bench in (("overhead", overhead), ("scaling", scaling), ("quality", quality),
-                        ("library", library), ("search", search), ("scale", scale)):
+                        ("library", library), ("search", search), ("speed_claims", speed_claims),
+                        ("scale", scale)):
         start = time.perf_counter()
         results[name] = bench()
         print(f"== {name} ({time.perf_counter() - start:.0f} s)")

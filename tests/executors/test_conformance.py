@@ -26,11 +26,24 @@ class TestSpawnExecutor(ExecutorConformance):
                     reason="ray is not installed (pip install 'evoforge[ray]')")
 class TestRayExecutor(ExecutorConformance):
     @pytest.fixture(autouse=True, scope="class")
-    def local_ray(self) -> Iterator[None]:
-        """One local Ray instance for the class (starting Ray takes seconds)."""
+    @classmethod
+    def local_ray(cls) -> Iterator[None]:
+        """One local Ray instance for the class (starting Ray takes seconds).
+
+        Ray gives its raylet 30 s to register, which a 2-core machine under heavy load
+        can miss: one more try then, after a clean shutdown.
+        """
         import ray
 
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        for attempt in (1, 2):
+            try:
+                ray.init(address="local", num_cpus=2, include_dashboard=False,
+                         log_to_driver=False)
+                break
+            except Exception as exc:  # ray raises a bare Exception for this timeout
+                ray.shutdown()
+                if attempt == 2 or "timed out during startup" not in str(exc):
+                    raise
         yield
         ray.shutdown()
 

@@ -160,33 +160,18 @@ def test_initial_program_is_the_naive_baseline_and_the_reference_is_numpy_slidin
 
 
 @pytest.fixture(scope="module")
-def train_scores(tmp_path_factory) -> dict[str, dict[str, float]]:
-    """Train metrics of the baselines, and of the initial program with its window
-    count done by ``sum(map(ne, window, pattern))`` (a one-primitive mutation)."""
-    text = (PROBLEM / "initial_program.py").read_text()
-    old = "sum(1 for j in range(len(pattern)) if window[j] != pattern[j])"
-    assert text.count(old) == 1
-    mapped = tmp_path_factory.mktemp("hamming") / "mapped.py"
-    mapped.write_text(text.replace(old, "sum(map(ne, window, pattern))"))
+def train_scores() -> dict[str, dict[str, float]]:
+    """Train metrics of the baselines."""
     programs = {name: PROBLEM / "baselines" / f"{name}.py" for name in BASELINES}
-    programs["mapped"] = mapped
     return {name: ev.evaluate(str(path)) for name, path in programs.items()}
 
 
-def test_speed_ordering_of_the_baselines(train_scores):
-    naive, sliding, packed = (train_scores[n]["combined_score"] for n in BASELINES)
-    # each program runs in its own process: the fixed cost per call counts for both,
-    # and two processes on a loaded machine time less alike than one did
-    assert naive < 0.2 < 0.5 < sliding < 2.0
-    assert packed > 1.3 * sliding
+def test_every_program_is_timed_enough_times(train_scores):
+    # how fast each is (the baselines' order, the map mutation's gain) is a timing:
+    # bench/speed_claims.py measures it
     for metrics in train_scores.values():
         assert all(metrics[f"timed_calls_{c.name}"] >= ev.MIN_REPEATS
                    for c in ev.SPLITS["train"].classes)
-
-
-def test_the_map_primitive_speeds_up_the_initial_program(train_scores):
-    mapped = train_scores["mapped"]["combined_score"]
-    assert mapped > 1.3 * train_scores["naive_loops"]["combined_score"]
 
 
 # -------------------------------------------------------------- bad programs

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
-import statistics
 from pathlib import Path
 from types import ModuleType
 
@@ -157,40 +156,19 @@ def test_initial_program_is_the_python_baseline_and_the_reference_is_numpy_power
 
 
 @pytest.fixture(scope="module")
-def train_scores(tmp_path_factory) -> dict[str, dict[str, float]]:
-    """Train metrics of the baselines, and of the initial program with TOL_DIGITS = 5."""
-    text = (PROBLEM / "initial_program.py").read_text()
-    assert text.count("TOL_DIGITS = 10") == 1
-    loose = tmp_path_factory.mktemp("ppr") / "loose.py"
-    loose.write_text(text.replace("TOL_DIGITS = 10", "TOL_DIGITS = 5"))
+def train_scores() -> dict[str, dict[str, float]]:
+    """Train metrics of the baselines."""
     programs = {name: PROBLEM / "baselines" / f"{name}.py" for name in BASELINES}
-    programs["loose"] = loose
     return {name: ev.evaluate(str(path)) for name, path in programs.items()}
 
 
-def test_speed_ordering_of_the_baselines(train_scores):
-    python, numpy_power, fast = (train_scores[n]["combined_score"] for n in BASELINES)
-    # each program runs in its own process: two processes on a loaded machine time
-    # less alike than one did
-    assert python < 0.25 < 0.5 < numpy_power < 2.0
-    assert fast > numpy_power
+def test_every_program_is_accurate_and_timed_enough_times(train_scores):
+    # how fast each is (the baselines' order, the looser tolerance's gain) is a timing:
+    # bench/speed_claims.py measures it
     for metrics in train_scores.values():
         assert metrics["max_l1_error"] < ev.L1_TOLERANCE
         assert all(metrics[f"timed_calls_{c.name}"] >= ev.MIN_REPEATS
                    for c in ev.SPLITS["train"].classes)
-
-
-def test_loosening_the_tolerance_of_the_initial_program_is_faster(train_scores, tmp_path):
-    # interleaved, median of three: one pair of evaluations on a loaded machine can
-    # time the same work apart by more than the loosening saves
-    loose = tmp_path / "loose.py"
-    text = (PROBLEM / "initial_program.py").read_text()
-    loose.write_text(text.replace("TOL_DIGITS = 10", "TOL_DIGITS = 5"))
-    pairs = [(ev.evaluate(str(loose))["combined_score"],
-              ev.evaluate(str(PROBLEM / "baselines" / "python_power.py"))["combined_score"])
-             for _ in range(3)]
-    loose_scores, tight_scores = zip(*pairs, strict=True)
-    assert statistics.median(loose_scores) > 1.2 * statistics.median(tight_scores)
 
 
 # -------------------------------------------------------------- bad programs
