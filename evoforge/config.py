@@ -100,6 +100,11 @@ class MutationConfig(_Model):
         100, ge=0, description="evaluations between simplification passes on the best "
         "program (needs probe_inputs; 0 disables)"
     )
+    stall_after: int = Field(
+        200, ge=0, description="proposal outcomes without a new best after which the run "
+        "counts as stalled: constant tuning (constant, tune, cmaes) then gets at most "
+        "a tenth of the proposals, structural operators the rest (0 disables)"
+    )
 
 
 class LLMModelConfig(BaseModel):
