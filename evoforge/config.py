@@ -86,6 +86,11 @@ class ArchiveConfig(_Model):
         0.3, ge=0, le=1, description="share of parents chosen by epsilon-lexicase selection "
         "over per-instance scores (artifacts['instance_scores']), where the evaluator reports them"
     )
+    restart_after: int = Field(
+        0, ge=0, description="evaluations without a new best after which the island with "
+        "the worst best (never the best's own) is emptied and reseeded with the initial "
+        "program, taking no migrants for as many evaluations again (0: off)"
+    )
 
 
 class MutationConfig(_Model):
