@@ -87,7 +87,7 @@ class ArchiveConfig(_Model):
         "over per-instance scores (artifacts['instance_scores']), where the evaluator reports them"
     )
     restart_after: int = Field(
-        0, ge=0, description="evaluations without a new best after which the island with "
+        300, ge=0, description="evaluations without a new best after which the island with "
         "the worst best (never the best's own) is emptied and reseeded with the initial "
         "program, taking no migrants for as many evaluations again (0: off)"
     )

@@ -481,8 +481,8 @@ def test_a_stalled_archive_reseeds_its_worst_island() -> None:
     assert 20 in [c.id for c in archive.island_ranking(2)]
 
 
-def test_restart_off_by_default_and_a_new_best_resets_the_count() -> None:
-    archive = make_archive(migration_interval=1000)
+def test_restart_off_with_zero_and_a_new_best_resets_the_count() -> None:
+    archive = make_archive(restart_after=0, migration_interval=1000)
     rng = random.Random(0)
     archive.add_initial(_initial_candidate())
     for count in range(1, 200):
