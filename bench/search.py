@@ -105,11 +105,14 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
     config = RunConfig.model_validate(run.config)
     trajectory: list[tuple[int, float, str]] = []
     counts = {"failed": 0, "timeout": 0, "duplicate": 0, "rejected": 0, "ok": 0}
+    operators: dict[str, dict[str, int]] = {}  # operator -> status -> proposals
     fitness_by_id: dict[int, float | None] = {}
     simplified = 0
     evaluated = 0
     for cand in sorted(storage.iter_candidates(run.id), key=lambda c: c.seq):
         counts[cand.status.value] = counts.get(cand.status.value, 0) + 1
+        per_op = operators.setdefault(cand.operator, {})
+        per_op[cand.status.value] = per_op.get(cand.status.value, 0) + 1
         fitness_by_id[cand.id] = cand.fitness
         if cand.status in (Status.OK, Status.FAILED, Status.TIMEOUT):
             evaluated += 1
@@ -130,6 +133,7 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
                   + counts["rejected"]) / max(proposals, 1),
         "functional": functional, "simplified": simplified,
         "avoided": stats.get("avoided"), "cmaes": stats.get("cmaes"),
+        "stall": stats.get("stall"), "operators": operators,
         "baselines": {k: v.get("test") for k, v in (summary.get("baselines") or {}).items()},
         "initial_test": (summary.get("test") or {}).get("initial"),
         "direction": config.objective.direction,

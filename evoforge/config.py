@@ -86,6 +86,11 @@ class ArchiveConfig(_Model):
         0.3, ge=0, le=1, description="share of parents chosen by epsilon-lexicase selection "
         "over per-instance scores (artifacts['instance_scores']), where the evaluator reports them"
     )
+    restart_after: int = Field(
+        300, ge=0, description="evaluations without a new best after which the island with "
+        "the worst best (never the best's own) is emptied and reseeded with the initial "
+        "program, taking no migrants for as many evaluations again (0: off)"
+    )
 
 
 class MutationConfig(_Model):
@@ -99,6 +104,11 @@ class MutationConfig(_Model):
     simplify_every: int = Field(
         100, ge=0, description="evaluations between simplification passes on the best "
         "program (needs probe_inputs; 0 disables)"
+    )
+    stall_after: int = Field(
+        200, ge=0, description="proposal outcomes without a new best after which the run "
+        "counts as stalled: constant tuning (constant, tune, cmaes) then gets at most "
+        "a tenth of the proposals, structural operators the rest (0 disables)"
     )
 
 

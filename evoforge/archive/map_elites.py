@@ -75,6 +75,16 @@ class Archive:
         # per-instance scores (higher is better) of placed candidates that report them
         self._instances: dict[int, list[float]] = {}
         self.lexicase_picks = 0
+        # stagnation restarts (config.restart_after): the initial program and its cell,
+        # the best's id and the evaluation count when it last changed, and per island
+        # the count until which it takes no migrants
+        self._initial: tuple[Candidate, Cell] | None = None
+        self._best_id: int | None = None
+        self._best_since = 0
+        self._evaluated = 0
+        self._sheltered_until = [0] * self.num_islands
+        self.restarts = 0
+        """Islands reseeded with the initial program so far."""
 
     # ------------------------------------------------------------------ insertion
 
@@ -115,6 +125,7 @@ class Archive:
         """
         self._check(candidate)
         cell = self._cell_of(candidate)
+        self._initial = (candidate, cell)
         for island in range(self.num_islands):
             self._place(candidate, island, cell)
         self._enforce_capacity()
@@ -355,6 +366,8 @@ class Archive:
         placed = 0
         for island, wave in enumerate(waves):
             dest = (island + 1) % self.num_islands
+            if self._evaluated < self._sheltered_until[dest]:
+                continue  # a reseeded island grows its own lineage first
             for candidate, cell in wave:
                 placed += self._place(candidate, dest, cell)
         self._enforce_capacity()
@@ -367,12 +380,58 @@ class Archive:
             count: evaluations finished so far in the run.
             rng: passed on to :meth:`migrate`.
 
+        With ``config.restart_after`` set, also reseeds one island (see
+        :meth:`restart`) once that many evaluations brought no new best, and
+        again after as many more.
+
         Returns:
             How many candidates migrated (0 when it was not time to migrate).
         """
+        self._evaluated = count
+        best = self._ranked[0][1] if self._ranked else None
+        if best != self._best_id:
+            self._best_id, self._best_since = best, count
+        elif (self.config.restart_after and self.num_islands > 1
+              and count - self._best_since >= self.config.restart_after):
+            island = self._stalest_island()
+            if island is not None:
+                self.restart(island)
+            self._best_since = count
         if self.num_islands > 1 and count > 0 and count % self.config.migration_interval == 0:
             return self.migrate(rng)
         return 0
+
+    def _stalest_island(self) -> int | None:
+        """The island whose best ranks lowest, among those not holding the overall best."""
+        if not self._ranked:
+            return None
+        holders = set(self._where.get(self._ranked[0][1], {}))
+        options = [(ranked[0] if ranked else (math.inf, -1), island)
+                   for island, ranked in enumerate(self._island_ranked)
+                   if island not in holders]
+        return max(options)[1] if options else None
+
+    def restart(self, island: int) -> None:
+        """Empty ``island`` and reseed it with the initial program.
+
+        The island then takes no migrants for ``config.restart_after``
+        evaluations, so its new lineage is not replaced at once by the others'
+        bests. Candidates removed here stay placed on the other islands they
+        are on. Nothing happens before :meth:`add_initial`.
+
+        Raises:
+            ValueError: ``island`` is out of range.
+        """
+        self._check_island(island)
+        if self._initial is None:
+            return
+        for key in list(self._island_ranked[island]):
+            self._remove(self._by_id[key[1]], island)
+        initial, cell = self._initial
+        self._place(initial, island, cell)
+        self._enforce_capacity()
+        self._sheltered_until[island] = self._evaluated + self.config.restart_after
+        self.restarts += 1
 
     # ------------------------------------------------------------------ queries
 

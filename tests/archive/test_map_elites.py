@@ -445,3 +445,52 @@ def test_indexes_stay_consistent_under_random_operations() -> None:
         )
         for cell, c in grid.items():
             assert archive.islands_of(c.id)[island] == cell
+
+
+def _initial_candidate() -> Candidate:
+    return Candidate(id=0, seq=0, island=0, parent_ids=(), operator="initial", code=INITIAL,
+                     code_hash=normalized_hash(INITIAL), status=Status.OK, score=0.0,
+                     fitness=0.0, metrics={"a": 0.0}, features={"a": 0.0})
+
+
+def test_a_stalled_archive_reseeds_its_worst_island() -> None:
+    archive = make_archive(restart_after=5, migration_interval=1000, migration_rate=1.0)
+    rng = random.Random(0)
+    archive.add_initial(_initial_candidate())
+    archive.add(cand(1, 9.0, a=1, island=0))  # the best, on island 0
+    archive.add(cand(2, 5.0, a=2, island=1))
+    archive.add(cand(3, 2.0, a=3, island=2))  # island 2 has the worst best
+    archive.on_evaluated(1, rng)  # the best is seen: the stall count starts
+    for count in range(2, 6):
+        archive.add(cand(10 + count, 1.0, a=4 + count, island=1))  # nothing better
+        archive.on_evaluated(count, rng)
+    assert archive.restarts == 0
+    archive.on_evaluated(6, rng)
+    assert archive.restarts == 1
+    assert [c.id for c in archive.island_ranking(2)] == [0]  # only the initial program
+    assert 3 not in archive  # it lived on island 2 only
+    assert best_id(archive) == 1 and archive.islands_of(2) == {1: (2,)}  # others untouched
+    # sheltered: no migrants for 5 evaluations
+    archive.migrate(rng)
+    assert [c.id for c in archive.island_ranking(2)] == [0]
+    archive.add(cand(20, 10.0, a=9, island=1))  # a new best ...
+    archive.on_evaluated(8, rng)
+    archive.on_evaluated(11, rng)  # ... so no restart yet, and the shelter is over
+    assert archive.restarts == 1
+    archive.migrate(rng)
+    assert 20 in [c.id for c in archive.island_ranking(2)]
+
+
+def test_restart_off_with_zero_and_a_new_best_resets_the_count() -> None:
+    archive = make_archive(restart_after=0, migration_interval=1000)
+    rng = random.Random(0)
+    archive.add_initial(_initial_candidate())
+    for count in range(1, 200):
+        archive.on_evaluated(count, rng)
+    assert archive.restarts == 0
+    archive = make_archive(restart_after=3, migration_interval=1000)
+    archive.add_initial(_initial_candidate())
+    for count in range(1, 20):
+        archive.add(cand(count, float(count), a=count % 10, island=count % 3))
+        archive.on_evaluated(count, rng)  # a new best every time
+    assert archive.restarts == 0

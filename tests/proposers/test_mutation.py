@@ -1025,3 +1025,94 @@ def test_operators_survive_unusual_syntax() -> None:
             extract_regions(template, code)
             changed += code != template.source
         assert changed > 0, op
+
+
+# ---------------------------------------------------------------------------
+# wasted proposals and stagnation
+# ---------------------------------------------------------------------------
+
+
+def test_programs_made_before_count_as_failures_of_their_operator() -> None:
+    template = _template("binpack")
+    proposer = MutationProposer(template, MutationConfig(operators=["constant", "stmt_swap"]))
+    parent = _candidate(template.source)
+    rng = random.Random(3)
+    made: set[str] = set()
+    # every program stmt_swap makes is known from then on: it keeps re-making them
+    proposer.is_known = made.__contains__
+    proposals = swaps = 0
+    for _ in range(60):
+        proposal = proposer.propose(parent, [], rng)
+        if proposal is None:
+            continue
+        proposals += 1
+        if proposal.operator == "stmt_swap":
+            swaps += 1
+            made.add(normalized_hash(proposal.code))
+        proposer.feedback(proposal, 1.0, 0.5)
+    arms = proposer.stats()["bandit"]["arms"]
+    assert proposer.rejected_early > 0
+    # one pull per outcome told, one per program caught as made before
+    assert arms["constant"]["pulls"] + arms["stmt_swap"]["pulls"] == (
+        proposals + proposer.rejected_early)
+    assert arms["stmt_swap"]["reward_sum"] == 0.0
+    # stmt_swap has few distinct children: its re-makes were charged to it
+    assert arms["stmt_swap"]["pulls"] > swaps
+
+
+def test_a_functional_duplicate_is_a_failure_of_its_operator() -> None:
+    template = _template("binpack")
+    proposer = MutationProposer(template, MutationConfig(operators=["operator_swap"]))
+    parent = _candidate(template.source)
+    proposal = proposer.propose(parent, [], random.Random(0))
+    assert proposal is not None
+    proposer.feedback(proposal, 1.0, 2.0)  # improved
+    proposer.feedback(proposal, 1.0, None)  # what the loop reports for a functional duplicate
+    arm = proposer.stats()["bandit"]["arms"]["operator_swap"]
+    assert (arm["pulls"], arm["reward_sum"]) == (2, 1.0)
+
+
+def test_a_stalled_run_draws_few_tuning_operators() -> None:
+    template = _template("binpack")
+    ops = ["constant", "tune", "operator_swap", "expr_replace"]
+    proposer = MutationProposer(template, MutationConfig(operators=ops, stall_after=20))
+    parent = _candidate(template.source)
+    rng = random.Random(5)
+
+    def tuning_share(n: int) -> float:
+        tuning = 0
+        for _ in range(n):
+            proposal = proposer.propose(parent, [], rng)
+            assert proposal is not None
+            tuning += proposal.operator in ("constant", "tune")
+            proposer.feedback(proposal, 1.0, 0.5)  # never a new best after the first
+        return tuning / n
+
+    proposer.feedback(proposer.propose(parent, [], rng), 1.0, 1.0)  # type: ignore[arg-type]
+    before = tuning_share(19)
+    assert not proposer.stalled and proposer.stalled_proposals == 0
+    proposer.feedback(proposer.propose(parent, [], rng), 1.0, 0.5)  # type: ignore[arg-type]
+    assert proposer.stalled
+    during = tuning_share(300)
+    assert proposer.stalled_proposals == 300
+    assert during < 0.2 < before
+    # a new best ends the stall
+    proposal = proposer.propose(parent, [], rng)
+    assert proposal is not None
+    proposer.feedback(proposal, 1.0, 5.0)
+    assert not proposer.stalled and proposer.since_best == 0
+    saved = proposer.stats()["stall"]
+    again = MutationProposer(template, MutationConfig(operators=ops, stall_after=20))
+    again.load_stats(proposer.stats())
+    assert again.stats()["stall"] == saved
+
+
+def test_stall_after_zero_never_stalls() -> None:
+    template = _template("binpack")
+    proposer = MutationProposer(template, MutationConfig(stall_after=0))
+    parent = _candidate(template.source)
+    proposal = proposer.propose(parent, [], random.Random(0))
+    assert proposal is not None
+    for _ in range(1000):
+        proposer.feedback(proposal, 1.0, None)
+    assert not proposer.stalled

@@ -27,6 +27,10 @@ SIGMA_UP = math.exp(0.8)
 SIGMA_DOWN = math.exp(-0.2)
 MAX_SIGMAS = 10_000
 """Step sizes remembered at most; the oldest are forgotten first."""
+TUNING = ("constant", "tune", CMAES)
+"""Operators that only move numeric literals; capped while the run is stalled."""
+STALLED_TUNING_SHARE = 0.1
+"""Share of proposals that may be drawn among :data:`TUNING` while the run is stalled."""
 
 
 def region_line_spans(template: Template, program: str) -> list[tuple[int, int]]:
@@ -107,8 +111,17 @@ class MutationProposer(Proposer):
 
     A bandit (``config.bandit``) picks one operator of
     :data:`~evoforge.proposers.mutation.operators.OPERATORS` per proposal and
-    learns from :meth:`feedback` which ones produce improvements. ``tune``
+    learns from :meth:`feedback` which ones produce improvements. A proposal
+    that is wasted counts as a failure of the operator that made it: a program
+    made before (caught here, before it is proposed, or as a functional
+    duplicate after its probe) or one the shape check rejects. ``tune``
     keeps a step size per parent program, adapted by the 1/5th success rule.
+
+    Stagnation: after ``config.stall_after`` outcomes (:meth:`feedback`) without a
+    new best fitness, the run counts as stalled and the operators that only move
+    numeric literals (:data:`TUNING`) are drawn for at most
+    :data:`STALLED_TUNING_SHARE` of the proposals, so structural mutation gets the
+    rest; a new best ends the stall.
 
     Args:
         template: the program's template (fixed parts and original regions).
@@ -147,6 +160,13 @@ class MutationProposer(Proposer):
         """Set by the run loop: True for the normalized hash of a program already made."""
         self.rejected_early = 0
         """Proposals dropped before evaluation: already made, or statically ill-shaped."""
+        self.stall_after = config.stall_after
+        self.best_fitness: float | None = None
+        """The best child fitness :meth:`feedback` has been told of."""
+        self.since_best = 0
+        """Outcomes since :attr:`best_fitness` last improved."""
+        self.stalled_proposals = 0
+        """Proposals made while the run was stalled."""
         self._outside: set[str] | None = None
         try:
             ast.parse(template.source)
@@ -180,8 +200,31 @@ class MutationProposer(Proposer):
         """
         return self._propose(parent, inspirations, rng, self.operators)
 
+    @property
+    def stalled(self) -> bool:
+        """True when ``stall_after`` outcomes in a row brought no new best."""
+        return self.stall_after > 0 and self.since_best >= self.stall_after
+
+    def _stall_filter(self, operators: list[str], rng: random.Random) -> list[str]:
+        """``operators`` without the tuning ones for most proposals of a stalled run."""
+        if not self.stalled:
+            return operators
+        self.stalled_proposals += 1
+        structural = [op for op in operators if op not in TUNING]
+        if structural and rng.random() >= STALLED_TUNING_SHARE:
+            return structural
+        return operators
+
     def _propose(self, parent: Candidate, inspirations: list[Candidate],
                  rng: random.Random, operators: list[str]) -> Proposal | None:
+        allowed = self._stall_filter(operators, rng)
+        made = self._propose_among(parent, inspirations, rng, allowed)
+        if made is None and allowed != operators:  # no structural change applied
+            made = self._propose_among(parent, inspirations, rng, operators)
+        return made
+
+    def _propose_among(self, parent: Candidate, inspirations: list[Candidate],
+                       rng: random.Random, operators: list[str]) -> Proposal | None:
         try:
             regions = extract_regions(self.template, parent.code)
         except BlockError:
@@ -216,6 +259,9 @@ class MutationProposer(Proposer):
                 if tuned_code is None or self._wasted(tuned_code, parent_checks):
                     # a program made before is about as good as the base: tell it so
                     self.tuner.tell(meta, None if tuned_code is None else meta["base_fitness"])
+                    if tuned_code is not None:
+                        self.rejected_early += 1
+                        self.bandit.update(op, 0.0)  # wasted: a failure of this operator
                     failures[op] = failures.get(op, 0) + 1
                     if failures[op] >= self.max_failures_per_operator:
                         excluded.add(op)
@@ -237,6 +283,7 @@ class MutationProposer(Proposer):
             code = self._render(new_regions)
             if code is not None and code != parent.code and self._wasted(code, parent_checks):
                 self.rejected_early += 1
+                self.bandit.update(op, 0.0)  # wasted: a failure of this operator
                 code = None
             if code is None or code == parent.code:
                 failures[op] = failures.get(op, 0) + 1
@@ -279,11 +326,20 @@ class MutationProposer(Proposer):
                  child_fitness: float | None, error: str | None = None) -> None:
         """Reward the operator with 1.0 if the child beat its parent, else 0.0.
 
-        For ``tune`` also adapt the parent's step size (1/5th success rule:
-        times ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise); an improved
-        child starts from the adapted step size.
+        A child without a fitness (failed, or a duplicate: the loop reports a
+        functional duplicate with ``child_fitness`` None) is a failure. The
+        outcome also moves the stall count (see the class docstring). For
+        ``tune`` also adapt the parent's step size (1/5th success rule: times
+        ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise); an improved child
+        starts from the adapted step size.
         """
         self.tuner.observe(child_fitness)
+        if (child_fitness is not None and math.isfinite(child_fitness)
+                and (self.best_fitness is None or child_fitness > self.best_fitness)):
+            self.best_fitness = float(child_fitness)
+            self.since_best = 0
+        else:
+            self.since_best += 1
         if proposal.operator == CMAES:
             self.tuner.tell(proposal.meta, child_fitness)
             # the child derives from the strategy's base, not from the sampled parent
@@ -311,10 +367,13 @@ class MutationProposer(Proposer):
         """The bandit's per-operator statistics, the ``tune`` step sizes, what was avoided.
 
         ``avoided``: proposals dropped before evaluation (programs already made, or
-        ill-shaped); ``cmaes``: strategies and generations run.
+        ill-shaped); ``stall``: the stall count, the best fitness it counts from and
+        the proposals made while stalled; ``cmaes``: strategies and generations run.
         """
         return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
                 "avoided": self.rejected_early,
+                "stall": {"since_best": self.since_best, "best": self.best_fitness,
+                          "stalled_proposals": self.stalled_proposals},
                 "cmaes": {"strategies": self.tuner.strategies,
                           "generations": self.tuner.generations,
                           "best_seen": self.tuner.best_seen}}
@@ -326,6 +385,12 @@ class MutationProposer(Proposer):
             self.bandit.load_stats(bandit)
         if isinstance(stats.get("avoided"), int):
             self.rejected_early = stats["avoided"]
+        stall = stats.get("stall")
+        if isinstance(stall, dict):
+            self.since_best = max(int(stall.get("since_best", 0)), 0)
+            best = stall.get("best")
+            self.best_fitness = float(best) if isinstance(best, int | float) else None
+            self.stalled_proposals = max(int(stall.get("stalled_proposals", 0)), 0)
         cmaes = stats.get("cmaes")
         if isinstance(cmaes, dict):  # counters only: a resumed run starts a new strategy
             self.tuner.strategies = int(cmaes.get("strategies", 0))
