@@ -10,7 +10,6 @@ JSON endpoint every few seconds.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import time
@@ -31,7 +30,7 @@ from pygments.lexers import DiffLexer, PythonLexer
 
 from evoforge.candidate import Candidate
 from evoforge.report import facts
-from evoforge.storage import RunRecord, Storage, StorageError, open_storage
+from evoforge.storage import RunRecord, Storage, open_storage
 
 HERE = Path(__file__).resolve().parent
 POLL_MS = 2000
@@ -202,17 +201,9 @@ def create_app(url: str) -> FastAPI:
     def candidate_page(request: Request, candidate_id: str) -> Response:
         cand, run_id = get_candidate(candidate_id)
         run = facts.run_by_id(storage, run_id)
-        parent = None
-        if cand.parent_ids:
-            try:
-                parent = storage.get_candidate(cand.parent_ids[0])
-            except StorageError:
-                parent = None
+        parent, diff = facts.parent_diff(storage, cand)
         diff_html = None
-        if parent is not None:
-            diff = "".join(difflib.unified_diff(
-                parent.code.splitlines(keepends=True), cand.code.splitlines(keepends=True),
-                fromfile=f"candidate {parent.id}", tofile=f"candidate {cand.id}"))
+        if diff is not None:
             diff_html = highlight(diff, DiffLexer(), _DIFF_FORMATTER) if diff else ""
         artifacts = {k: v if isinstance(v, str) else json.dumps(v, indent=2, default=str)
                      for k, v in (cand.artifacts or {}).items()}

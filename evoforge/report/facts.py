@@ -7,6 +7,7 @@ so that the dashboard, the report and ``status`` always agree.
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 from dataclasses import dataclass
@@ -147,6 +148,20 @@ def lineage(storage: Storage, candidate: Candidate, max_steps: int = 10_000) -> 
         if cand.score is not None:
             previous = cand.score
     return steps
+
+
+def parent_diff(storage: Storage, cand: Candidate) -> tuple[Candidate | None, str | None]:
+    """A candidate's first parent (None if it has none or it is gone) and the unified
+    diff from its code to the candidate's."""
+    if not cand.parent_ids:
+        return None, None
+    try:
+        parent = storage.get_candidate(cand.parent_ids[0])
+    except StorageError:
+        return None, None
+    return parent, "".join(difflib.unified_diff(
+        parent.code.splitlines(keepends=True), cand.code.splitlines(keepends=True),
+        fromfile=f"candidate {parent.id}", tofile=f"candidate {cand.id}"))
 
 
 def children(storage: Storage, run_id: int, candidate_id: int) -> list[dict[str, Any]]:

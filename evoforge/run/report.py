@@ -6,12 +6,12 @@ reported facts (``evaluated = ok + failed + timeout`` included).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
 from evoforge.candidate import Candidate, Status
-from evoforge.storage.base import RunRecord, Storage, StorageError
+from evoforge.report.facts import parent_diff
+from evoforge.storage.base import RunRecord, Storage
 
 EVALUATED = (Status.OK, Status.FAILED, Status.TIMEOUT)
 
@@ -119,17 +119,7 @@ def stopped_stage(cand: Candidate) -> dict[str, Any] | None:
 
 def candidate_dict(store: Storage, cand: Candidate) -> dict[str, Any]:
     """Everything ``evoforge show`` prints about one candidate, JSON-able."""
-    parent = None
-    diff = None
-    if cand.parent_ids:
-        try:
-            parent = store.get_candidate(cand.parent_ids[0])
-        except StorageError:
-            parent = None
-    if parent is not None:
-        diff = "".join(difflib.unified_diff(
-            parent.code.splitlines(keepends=True), cand.code.splitlines(keepends=True),
-            fromfile=f"candidate {parent.id}", tofile=f"candidate {cand.id}"))
+    parent, diff = parent_diff(store, cand)
     artifacts = dict(cand.artifacts or {})
     stopped = stopped_stage(cand)
     return {
