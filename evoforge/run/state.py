@@ -75,18 +75,19 @@ class RunState:
 
     def holder(self, code_hash: str) -> int | None:
         """The candidate that holds this program (not a duplicate), or None."""
-        return self._find(self.hashes, code_hash, "find_code_hash")
+        return self._find(self.hashes, code_hash, "code")
 
     def behaviour_holder(self, functional_hash: str) -> int | None:
         """The first evaluated candidate with this functional hash, or None."""
-        return self._find(self.func_hashes, functional_hash, "find_functional_hash")
+        return self._find(self.func_hashes, functional_hash, "functional")
 
-    def _find(self, index: dict[str, int], key: str, lookup: str) -> int | None:
+    def _find(self, index: dict[str, int], key: str, kind: str) -> int | None:
         """``index[key]``, else (after a fast restore) the storage's index lookup."""
         found = index.get(key)
         if found is None and self._lookup is not None:
             storage, run_id = self._lookup
-            found = getattr(storage, lookup)(run_id, key)
+            find = storage.find_code_hash if kind == "code" else storage.find_functional_hash
+            found = find(run_id, key)
             if found is not None:
                 index[key] = found
         return found
