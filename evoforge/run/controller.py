@@ -100,8 +100,7 @@ class Evolution:
                                      self.probing)
         self.intake = Intake(storage, run, self.state, self.proposer, self.events,
                              self.simplifier, sync)
-        self.pace = Pace(executor.max_workers, config.llm, self.spec.max_cost,
-                         self.spec.max_tokens)
+        self.pace = Pace(executor.max_workers, config.llm, self.spec)
         self.stop_reason: str | None = None
         self._since_stats = 0
         self._stopping: asyncio.Event | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from evoforge.config import LLMConfig
+from evoforge.run.spec import RunSpec
 
 __all__ = ["LOOKAHEAD_PER_WORKER", "Pace", "moving_average"]
 
@@ -23,16 +24,13 @@ class Pace:
     Args:
         workers: the evaluators.
         llm: the run's model settings (``reproducible``, ``max_concurrency``).
-        max_cost: the run's cap in dollars, or None.
-        max_tokens: the run's cap in model tokens, or None.
+        spec: the session's limits (its cost and token caps).
     """
 
-    def __init__(self, workers: int, llm: LLMConfig, max_cost: float | None,
-                 max_tokens: int | None) -> None:
+    def __init__(self, workers: int, llm: LLMConfig, spec: RunSpec) -> None:
         self.workers = workers
         self.llm = llm
-        self.max_cost = max_cost
-        self.max_tokens = max_tokens
+        self.spec = spec
         self.request_seconds: float | None = None
         self.eval_seconds: float | None = None
         self.requests_done = 0
@@ -78,7 +76,6 @@ class Pace:
         if not requests or not self.requests_done:
             return True
         after = (requests + 1) / self.requests_done
-        return ((self.max_cost is None
-                 or cost_spent * (1 + after) < self.max_cost + 1e-12)
-                and (self.max_tokens is None
-                     or tokens_spent * (1 + after) < self.max_tokens))
+        max_cost, max_tokens = self.spec.max_cost, self.spec.max_tokens
+        return ((max_cost is None or cost_spent * (1 + after) < max_cost + 1e-12)
+                and (max_tokens is None or tokens_spent * (1 + after) < max_tokens))
