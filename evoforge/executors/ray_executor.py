@@ -209,7 +209,15 @@ class RayExecutor(Executor):
             options["address"] = "local"
             options["num_cpus"] = self.max_workers
         try:
-            ray.init(**options)
+            try:
+                ray.init(**options)
+            except Exception as exc:  # Ray raises a bare Exception for this
+                # Ray gives a new raylet a fixed 30 s to register, which a small machine
+                # under heavy load can miss: one more try, after a clean shutdown
+                if not local or "timed out during startup" not in str(exc):
+                    raise
+                ray.shutdown()
+                ray.init(**options)
         except Exception as exc:
             where = "a local Ray instance" if local else f"Ray at {self.address or 'RAY_ADDRESS'}"
             raise RuntimeError(f"could not start or reach {where}: {_one_line(str(exc))}") from exc

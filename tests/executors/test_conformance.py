@@ -28,22 +28,13 @@ class TestRayExecutor(ExecutorConformance):
     @pytest.fixture(autouse=True, scope="class")
     @classmethod
     def local_ray(cls) -> Iterator[None]:
-        """One local Ray instance for the class (starting Ray takes seconds).
-
-        Ray gives its raylet 30 s to register, which a 2-core machine under heavy load
-        can miss: one more try then, after a clean shutdown.
-        """
+        """One local Ray instance for the class (starting Ray takes seconds), started as
+        the executor starts it; each test's executor then joins it."""
         import ray
 
-        for attempt in (1, 2):
-            try:
-                ray.init(address="local", num_cpus=2, include_dashboard=False,
-                         log_to_driver=False)
-                break
-            except Exception as exc:  # ray raises a bare Exception for this timeout
-                ray.shutdown()
-                if attempt == 2 or "timed out during startup" not in str(exc):
-                    raise
+        from evoforge.executors.ray_executor import RayExecutor
+
+        RayExecutor(2)
         yield
         ray.shutdown()
 
