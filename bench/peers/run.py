@@ -265,8 +265,8 @@ def part_b(budget: int, delay: float, work: Path) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     runs: list[tuple[str, dict[str, Any]]] = [
         ("evoforge (default look-ahead)", {"max_concurrency": None}),
-        ("evoforge, llm.max_concurrency 16", {"max_concurrency": 16}),
-        ("evoforge, llm.max_concurrency 24", {"max_concurrency": 24}),
+        # the cap of the default before issue 11's last change (4 per worker)
+        ("evoforge, llm.max_concurrency 8", {"max_concurrency": 8}),
     ]
     for name, extra in runs:
         with fake_server("--model", "counter", "--delay", str(delay)) as (url, stats):

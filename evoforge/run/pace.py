@@ -9,8 +9,10 @@ from evoforge.run.spec import RunSpec
 
 __all__ = ["LOOKAHEAD_PER_WORKER", "Pace", "moving_average"]
 
-# without max_concurrency, model requests in flight are at most this many per worker
-LOOKAHEAD_PER_WORKER = 4
+# without max_concurrency, model requests in flight are at most this many per worker: a
+# 2 s model keeps 2 workers of instant evaluations busy at 16 per worker, a 30 s reasoning
+# model 2 workers of 4 s evaluations at 4; the cap bounds what a stopped run has paid for
+LOOKAHEAD_PER_WORKER = 16
 
 
 def moving_average(previous: float | None, value: float) -> float:

@@ -10,6 +10,7 @@ import yaml
 from evoforge.config import RunConfig
 from evoforge.problem import load_problem
 from evoforge.proposers.llm.proposer import MODEL_REQUESTS, specs_from_config
+from evoforge.run.pace import LOOKAHEAD_PER_WORKER
 from evoforge.run.service import create_run
 from evoforge.storage import SQLStorage
 
@@ -36,6 +37,8 @@ def test_llm_flag_follows_llm_max_concurrency(tmp_path: Path) -> None:
 def test_llm_flag_without_a_limit_leaves_it_to_the_loop(tmp_path: Path) -> None:
     [spec] = stored_specs(tmp_path, {"modes": ["diff"]}, "http://127.0.0.1:9/v1:m")
     assert spec.max_concurrency == MODEL_REQUESTS
+    # one model does not hold back the loop's default look-ahead of up to 4 workers
+    assert spec.max_concurrency >= 4 * LOOKAHEAD_PER_WORKER
 
 
 def test_local_model_keeps_one_request_at_a_time(tmp_path: Path) -> None:

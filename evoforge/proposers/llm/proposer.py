@@ -45,8 +45,10 @@ from evoforge.proposers.llm.prompts import PromptBuilder, parse_ideas
 from evoforge.proposers.llm.types import Completion, LLMError, ModelSpec
 from evoforge.proposers.mutation import MutationProposer
 
-# requests in flight to one model when the config sets no max_concurrency
-MODEL_REQUESTS = 16
+# requests in flight to one model when the config sets no max_concurrency: the loop's
+# look-ahead (run/pace.py, up to 16 per worker) is the limit that matters; this one only
+# bounds a model when many workers share it
+MODEL_REQUESTS = 64
 MODES = ("diff", "rewrite", "crossover", "plan", "function", "expression")
 """Every valid mode."""
 DEFAULT_MODES = ("diff", "rewrite", "crossover", "plan")
