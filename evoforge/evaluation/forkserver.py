@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import signal
@@ -88,12 +89,18 @@ def _children(pid: int) -> list[int]:
 class PidsCgroup:
     """A pids cgroup for this worker's children: caps their number (fork bombs) and
     lists them all, wherever they moved in the process tree. Best effort: None where
-    the cgroup file system is not writable."""
+    the cgroup file system is not writable.
+
+    The worker enters it once and its children are born in it: moving each child in
+    (a write to ``cgroup.procs``) took about 15 ms on cgroup v1, longer than a whole
+    instant evaluation (issue 11). The worker counts against ``pids.max`` itself.
+    """
 
     ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, home: str | None = None) -> None:
         self.path = path
+        self.home = home  # the cgroup the worker came from, to go back to at the end
 
     @classmethod
     def create(cls, max_processes: int) -> PidsCgroup | None:
@@ -105,8 +112,8 @@ class PidsCgroup:
                 continue
             try:
                 with open(os.path.join(path, "pids.max"), "w") as f:
-                    f.write(str(max_processes))
-                return cls(path)
+                    f.write(str(max_processes + 1))  # the worker and its candidates
+                return cls(path, _own_cgroup(root))
             except OSError:
                 with contextlib.suppress(OSError):
                     os.rmdir(path)
@@ -114,8 +121,13 @@ class PidsCgroup:
 
     def enter(self) -> None:
         """Move the calling process into the cgroup."""
-        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
+        _move_to(self.path)
+
+    def leave(self) -> None:
+        """Move the calling process back to where it came from (best effort)."""
+        if self.home is not None:
+            with contextlib.suppress(OSError):
+                _move_to(self.home)
 
     def pids(self) -> list[int]:
         with contextlib.suppress(OSError), open(os.path.join(self.path, "cgroup.procs")) as f:
@@ -123,7 +135,25 @@ class PidsCgroup:
         return []
 
     def remove(self) -> None:
+        """Leave the cgroup, kill what is left in it and remove it."""
+        self.leave()
         remove_cgroup(self.path)
+
+
+def _move_to(path: str) -> None:
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+
+
+def _own_cgroup(root: str) -> str | None:
+    """The folder under ``root`` of the calling process's cgroup in that hierarchy."""
+    v2 = root == PidsCgroup.ROOTS[1]
+    with contextlib.suppress(OSError), open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, where = line.rstrip("\n").split(":", 2)
+            if (controllers == "" if v2 else "pids" in controllers.split(",")):
+                return os.path.join(root, where.lstrip("/"))
+    return None
 
 
 def remove_cgroup(path: str) -> None:
@@ -153,7 +183,7 @@ def _kill_leftovers(cgroup: PidsCgroup | None, spare: int | None = None) -> int:
     killed = 0
     for _ in range(50):  # bounded: each round kills what was re-parented since the last
         children = [p for p in _children(me) + (cgroup.pids() if cgroup is not None else [])
-                    if p != spare]
+                    if p not in (spare, me)]
         if not children:
             break
         for pid in children:
@@ -171,14 +201,11 @@ def _kill_leftovers(cgroup: PidsCgroup | None, spare: int | None = None) -> int:
     return killed
 
 
-def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | None,
-           cgroup: PidsCgroup | None) -> None:
+def _child(module: Any, request: dict[str, Any], import_error: dict[str, Any] | None) -> None:
     """Runs in the forked child; never returns."""
     me = os.getpid()
     try:
         os.setsid()
-        if cgroup is not None:
-            cgroup.enter()
         os.chdir(request["workdir"])
         devnull = os.open(os.devnull, os.O_RDONLY)
         out = os.open("stdout.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -249,6 +276,12 @@ def serve(evaluator_path: str, network: bool, max_processes: int, scratch: str) 
     # and no process of the same user may read this one's memory (/proc/PID/mem, ptrace)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if cgroup is not None:  # after the zygote: its candidate processes have their own
+        try:
+            cgroup.enter()
+        except OSError:
+            cgroup.remove()
+            cgroup = None
     # warm up: the import (and whatever the evaluator does at import) happens once
     module, import_error = import_evaluator(evaluator_path)
     # children inherit an empty network namespace and a file system that is read-only
@@ -256,6 +289,9 @@ def serve(evaluator_path: str, network: bool, max_processes: int, scratch: str) 
     # candidate
     isolated = False if network else isolate_network()
     fs_isolated = isolate_filesystem(scratch) if scratch else False
+    # the objects made so far are never collected in a child: a collection there would
+    # touch (and so copy) every page they sit on
+    gc.freeze()
     reply({"event": "ready", "pid": os.getpid(), "import_error": import_error,
            "network_isolated": isolated, "filesystem_isolated": fs_isolated, "subreaper": subreaper,
            "cgroup": cgroup.path if cgroup else None})
@@ -266,7 +302,7 @@ def serve(evaluator_path: str, network: bool, max_processes: int, scratch: str) 
             request = json.loads(line)
             pid = os.fork()
             if pid == 0:
-                _child(module, request, import_error, cgroup)
+                _child(module, request, import_error)
             reply({"id": request["id"], "event": "started", "pid": pid})
             _, status = os.waitpid(pid, 0)
             leftovers = kit.reap_candidates() + _kill_leftovers(cgroup, zygote_pid)

@@ -252,14 +252,37 @@ def make_workdir(job: EvalJob, base: Path | None = None) -> tuple[Path, Path, Pa
     workdir = Path(tempfile.mkdtemp(prefix="evoforge-eval-", dir=base))
     program_path = workdir / (Path(PROGRAM_NAME).stem + job.program_suffix)
     program_path.write_text(job.code)
-    problem_dir = job.evaluator_path.parent
+    for name, target in _problem_entries(job.evaluator_path.parent):
+        if name != program_path.name:
+            with contextlib.suppress(OSError):
+                os.symlink(target, workdir / name)
+    return workdir, program_path, workdir / "result.json"
+
+
+_entries: dict[Path, tuple[int, list[tuple[str, str]]]] = {}
+
+
+def _problem_entries(problem_dir: Path) -> list[tuple[str, str]]:
+    """(name, resolved path) of the problem folder's entries to link, listed again only
+    when the folder changed (its mtime): resolving every entry for every candidate
+    cost a millisecond of the loop's time (issue 11)."""
+    try:
+        mtime = problem_dir.stat().st_mtime_ns
+    except OSError:
+        return []
+    cached = _entries.get(problem_dir)
+    # a folder changed within the last second is listed again: file times are coarse
+    # (a clock tick), so a change in the same tick would leave the mtime as it was
+    if cached is not None and cached[0] == mtime and time.time_ns() - mtime > 10**9:
+        return cached[1]
+    found = []
     with contextlib.suppress(OSError):
         for entry in problem_dir.iterdir():
-            if entry.name in _OWN_NAMES or entry.name == program_path.name:
-                continue
-            with contextlib.suppress(OSError):
-                (workdir / entry.name).symlink_to(entry.resolve())
-    return workdir, program_path, workdir / "result.json"
+            if entry.name not in _OWN_NAMES:
+                with contextlib.suppress(OSError):
+                    found.append((entry.name, str(entry.resolve())))
+    _entries[problem_dir] = (mtime, found)
+    return found
 
 
 def read_capped(path: Path, cap: int) -> str | None:

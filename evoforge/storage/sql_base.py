@@ -57,8 +57,56 @@ class SQLBase(Storage):
     read_only: bool
     engine: Engine
 
+    def _statement(self, name: str) -> Any:
+        """A statement of the hot path, built once per storage (issue 11).
+
+        Building and coercing a SQLAlchemy statement on every call cost more CPU than
+        running it; these take their values as parameters at execution instead.
+        """
+        cache: dict[str, Any] = self.__dict__.setdefault("_statements", {})
+        found = cache.get(name)
+        if found is None:
+            found = cache[name] = self._build(name)
+        return found
+
+    def _build(self, name: str) -> Any:
+        sqlite = self.engine.dialect.name == "sqlite"
+        c = candidates.c
+        if name in ("run_row", "candidate_row"):
+            run_cols = (runs.c.id, runs.c.next_seq, runs.c.claimed, runs.c.synced)
+            if name == "run_row":
+                query = sa.select(*run_cols).where(runs.c.id == sa.bindparam("b_id"))
+            else:  # a candidate's run, locked, and whether the candidate holds a claim
+                query = (sa.select(*run_cols, c.claimed.label("c_claimed"))
+                         .join_from(candidates, runs, runs.c.id == c.run_id)
+                         .where(c.id == sa.bindparam("b_id")))
+            # SQLite: BEGIN IMMEDIATE locks the database; PostgreSQL: the run's row
+            return query if sqlite else query.with_for_update(of=runs)
+        if name == "set_run":  # SET takes the columns of the parameters given
+            return runs.update().where(runs.c.id == sa.bindparam("b_id"))
+        if name == "set_candidate":
+            return candidates.update().where(c.id == sa.bindparam("b_id"))
+        if name == "add_program":  # RETURNING gives no row when the text is stored already
+            insert = insert_ignoring_conflicts(self.engine.dialect.name)
+            return (insert(programs).on_conflict_do_nothing(index_elements=["sha256"])
+                    .returning(programs.c.id))
+        if name == "find_program":
+            return sa.select(programs.c.id).where(programs.c.sha256 == sa.bindparam("b_sha"))
+        raise KeyError(name)
+
     @contextlib.contextmanager
-    def _run_txn(self, run_id: int) -> Iterator[tuple[Connection, Any]]:
+    def _locked(self, statement: str, key: int, missing: str
+                ) -> Iterator[tuple[Connection, Any]]:
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # pysqlite would only BEGIN (deferred) at the first write
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            row = conn.execute(self._statement(statement), {"b_id": key}).first()
+            if row is None:
+                raise StorageError(missing)
+            yield conn, row
+
+    def _run_txn(self, run_id: int) -> contextlib.AbstractContextManager[tuple[Connection, Any]]:
         """A write transaction serialized with every other one on the same run.
 
         Yields the connection and the run's row, read after taking the run's lock:
@@ -67,18 +115,19 @@ class SQLBase(Storage):
         read-then-write of the shared-run methods happens inside one of these, so
         they are atomic across processes, and commit order equals lock order.
         """
-        with self.engine.begin() as conn:
-            query = sa.select(runs.c.id, runs.c.next_seq, runs.c.claimed, runs.c.synced
-                              ).where(runs.c.id == run_id)
-            if conn.dialect.name == "sqlite":
-                # pysqlite would only BEGIN (deferred) at the first write
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                query = query.with_for_update()
-            row = conn.execute(query).first()
-            if row is None:
-                raise StorageError(f"no run with id {run_id}")
-            yield conn, row
+        return self._locked("run_row", run_id, f"no run with id {run_id}")
+
+    def _candidate_txn(self, candidate_id: int
+                       ) -> contextlib.AbstractContextManager[tuple[Connection, Any]]:
+        """:meth:`_run_txn` on a candidate's run, found in the same statement; the row
+        also holds the candidate's ``c_claimed``."""
+        return self._locked("candidate_row", candidate_id,
+                            f"no candidate with id {candidate_id}")
+
+    def _set_run(self, conn: Connection, run_id: int, **values: Any) -> None:
+        """Set a run's columns (counters read inside the same locked transaction)."""
+        if values:
+            conn.execute(self._statement("set_run"), {"b_id": run_id, **values})
 
     @staticmethod
     def _candidate(row: Any) -> Candidate:
@@ -103,41 +152,36 @@ class SQLBase(Storage):
         return (sa.select(candidates, programs.c.code)
                 .join(programs, programs.c.id == candidates.c.program_id))
 
-    @staticmethod
-    def _program_id(conn: Connection, code: str) -> int:
+    def _program_id(self, conn: Connection, code: str) -> int:
         """The id of ``code``'s programs row, inserted if it is new."""
         sha = program_sha(code)
-        found = conn.execute(sa.select(programs.c.id).where(programs.c.sha256 == sha)).scalar()
-        if found is not None:
-            return int(found)
-        insert = insert_ignoring_conflicts(conn.dialect.name)
         # another process may store the same text at the same moment: keep theirs
-        conn.execute(insert(programs).values(sha256=sha, code=code)
-                     .on_conflict_do_nothing(index_elements=["sha256"]))
-        return int(conn.execute(
-            sa.select(programs.c.id).where(programs.c.sha256 == sha)).scalar_one())
+        added = conn.execute(self._statement("add_program"), {"sha256": sha, "code": code})
+        found = added.scalar()
+        if found is None:
+            found = conn.execute(self._statement("find_program"), {"b_sha": sha}).scalar_one()
+        return int(found)
 
     def _insert(self, conn: Connection, row: Any, run_id: int, *, seq: int, status: Status,
                 claim: bool, code: str, **values: Any) -> int:
         """Insert one candidate inside a :meth:`_run_txn`, keeping the run's counters."""
         now = time.time()
         finished = status != Status.PENDING
+        # the row was read under the run's lock: the counters' new values are known
         counters: dict[str, Any] = {}
         if seq >= row.next_seq:
             counters["next_seq"] = seq + 1
         if claim:
-            counters["claimed"] = runs.c.claimed + 1
+            counters["claimed"] = row.claimed + 1
         sync_seq = None
         if finished:
-            sync_seq = row.synced + 1
-            counters["synced"] = sync_seq
-        if counters:
-            conn.execute(runs.update().where(runs.c.id == run_id).values(**counters))
-        result = conn.execute(candidates.insert().values(
-            run_id=run_id, seq=seq, status=str(status), created_at=now,
-            finished_at=now if finished else None, sync_seq=sync_seq,
-            program_id=self._program_id(conn, code),
-            claimed=True if str(status) in EVALUATING else None, **values))
+            sync_seq = counters["synced"] = row.synced + 1
+        self._set_run(conn, run_id, **counters)
+        result = conn.execute(candidates.insert(), {
+            "run_id": run_id, "seq": seq, "status": str(status), "created_at": now,
+            "finished_at": now if finished else None, "sync_seq": sync_seq,
+            "program_id": self._program_id(conn, code),
+            "claimed": True if str(status) in EVALUATING else None, **values})
         key = result.inserted_primary_key
         assert key is not None
         return int(key[0])

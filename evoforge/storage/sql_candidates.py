@@ -96,31 +96,25 @@ class CandidateStore(SQLBase):
                          functional_hash: str | None = None,
                          stages: list[dict[str, Any]] | None = None,
                          duplicate_of: int | None = None) -> None:
-        with self.engine.connect() as conn:
-            run_id = conn.execute(sa.select(candidates.c.run_id)
-                                  .where(candidates.c.id == candidate_id)).scalar()
-        if run_id is None:
-            raise StorageError(f"no candidate with id {candidate_id}")
-        with self._run_txn(run_id) as (conn, row):
-            before = conn.execute(sa.select(candidates.c.status, candidates.c.claimed)
-                                  .where(candidates.c.id == candidate_id)).one()
-            counters: dict[str, Any] = {"synced": row.synced + 1}
+        with self._candidate_txn(candidate_id) as (conn, row):
             keeps_claim = str(status) in EVALUATING
-            if before.claimed and not keeps_claim:
-                counters["claimed"] = runs.c.claimed - 1
-            elif not before.claimed and keeps_claim:
-                counters["claimed"] = runs.c.claimed + 1
-            conn.execute(runs.update().where(runs.c.id == run_id).values(**counters))
-            conn.execute(
-                candidates.update().where(candidates.c.id == candidate_id).values(
-                    status=str(status), score=score, fitness=fitness, metrics=metrics,
-                    features=features, artifacts=artifacts, error=error,
-                    eval_seconds=eval_seconds, finished_at=time.time(),
-                    functional_hash=functional_hash, stages=stages,
-                    duplicate_of=duplicate_of, sync_seq=row.synced + 1,
-                    claimed=True if keeps_claim else None,
-                    owner=None if status != Status.PENDING else candidates.c.owner,
-                ))
+            synced = row.synced + 1
+            counters: dict[str, Any] = {"synced": synced}
+            if row.c_claimed and not keeps_claim:
+                counters["claimed"] = row.claimed - 1
+            elif not row.c_claimed and keeps_claim:
+                counters["claimed"] = row.claimed + 1
+            self._set_run(conn, row.id, **counters)
+            values: dict[str, Any] = {
+                "b_id": candidate_id, "status": str(status), "score": score,
+                "fitness": fitness, "metrics": metrics, "features": features,
+                "artifacts": artifacts, "error": error, "eval_seconds": eval_seconds,
+                "finished_at": time.time(), "functional_hash": functional_hash,
+                "stages": stages, "duplicate_of": duplicate_of, "sync_seq": synced,
+                "claimed": True if keeps_claim else None}
+            if status != Status.PENDING:  # a pending candidate keeps its owner
+                values["owner"] = None
+            conn.execute(self._statement("set_candidate"), values)
 
     def get_candidate(self, candidate_id: int) -> Candidate:
         with self.engine.connect() as conn:

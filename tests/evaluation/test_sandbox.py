@@ -571,3 +571,18 @@ def test_normalized_hash_of_unparsable_code() -> None:
     assert normalized_hash(bad) == normalized_hash(bad)
     assert normalized_hash(bad) != normalized_hash(bad + "  ")
     assert len(normalized_hash(bad)) == 32
+
+
+def test_workdir_links_the_problem_folder_as_it_is_now(tmp_path: Path) -> None:
+    """The folder's entries are listed once and listed again when the folder changes."""
+    from evoforge.evaluation.sandbox import make_workdir
+    (tmp_path / "evaluator.py").write_text("def evaluate(path):\n    return {}\n")
+    (tmp_path / "data.csv").write_text("1\n")
+    job = EvalJob(code="x = 1\n", evaluator_path=tmp_path / "evaluator.py")
+    first, program_path, _ = make_workdir(job, tmp_path)
+    assert program_path.read_text() == "x = 1\n"
+    assert (first / "data.csv").resolve() == (tmp_path / "data.csv").resolve()
+    (tmp_path / "more.csv").write_text("2\n")
+    second, _, _ = make_workdir(job, tmp_path)
+    assert (second / "more.csv").read_text() == "2\n"
+    assert not (second / "program.py").is_symlink()

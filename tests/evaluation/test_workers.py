@@ -58,3 +58,31 @@ def test_a_live_worker_is_closed_without_leaving_its_pipes_open() -> None:
 
     caught = _unraisable_after(main())
     assert [str(item.exc_value) for item in caught] == []
+
+
+def test_candidates_are_born_in_the_workers_pids_cgroup() -> None:
+    """The worker enters its pids cgroup once, so each candidate starts inside it (and
+    under its process cap) without being moved in; closing the worker removes it."""
+    from evoforge.evaluation.sandbox import EvalJob
+
+    code = ("def run():\n"
+            "    with open('/proc/self/cgroup') as f:\n"
+            "        lines = f.read().splitlines()\n"
+            "    return {'inside': float(any('evoforge-' in line for line in lines))}\n")
+
+    async def main() -> tuple[str | None, Any]:
+        server = ForkServer(EVALUATOR)
+        await server.start()
+        try:
+            outcome = await server.run(EvalJob(code=code, evaluator_path=EVALUATOR))
+        finally:
+            await server.close()
+        return server.info.get("cgroup"), outcome
+
+    cgroup, outcome = asyncio.run(main())
+    if cgroup is None:
+        import pytest
+        pytest.skip("no writable pids cgroup on this machine")
+    assert outcome.status == "ok", outcome.error
+    assert outcome.metrics == {"inside": 1.0}
+    assert not Path(cgroup).exists()

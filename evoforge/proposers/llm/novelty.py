@@ -54,6 +54,7 @@ _SKIPPED = frozenset(
 )
 _VERIFY_SLACK = 0.15  # estimated similarity below threshold - slack is not verified
 _MAX_VERIFY = 32  # candidates verified by exact Jaccard per check
+RECENT_SKETCHES = 256  # sketches kept between a program's check and its add
 
 Hashes = npt.NDArray[np.uint32]
 Signature = npt.NDArray[np.uint64]
@@ -339,7 +340,9 @@ class NoveltyGate:
         self._row_of: dict[int, int] = {}
         self._sigs = np.empty((64, num_perm), dtype=np.uint64)
         self._hashes: list[Hashes] = []
-        self._last: tuple[str, Hashes, Signature] | None = None
+        # programs checked and not yet added: with requests running ahead of the
+        # evaluators, many checks come between a program's check and its add
+        self._recent: dict[str, tuple[Hashes, Signature]] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -348,11 +351,14 @@ class NoveltyGate:
         return candidate_id in self._row_of
 
     def _sketch(self, code: str) -> tuple[Hashes, Signature]:
-        if self._last is not None and self._last[0] == code:
-            return self._last[1], self._last[2]
+        found = self._recent.get(code)
+        if found is not None:
+            return found
         hashes = shingle_hashes(code, self._minhash.k)
         sig = self._minhash.from_hashes(hashes)
-        self._last = (code, hashes, sig)
+        if len(self._recent) >= RECENT_SKETCHES:
+            del self._recent[next(iter(self._recent))]  # the oldest
+        self._recent[code] = (hashes, sig)
         return hashes, sig
 
     def _keys(self, sig: Signature) -> list[bytes]:

@@ -276,3 +276,23 @@ def test_gate_finds_near_twin_among_thousands() -> None:
     # fresh programs are novel (how fast checks are is measured in bench/, not here)
     fresh = [random_program(random.Random(10**6 + i), lines=15) for i in range(50)]
     assert all(gate.check(code) is None for code in fresh)
+
+
+def test_a_program_is_sketched_once_between_its_check_and_its_add(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With model requests running ahead, other programs are checked between a program's
+    check and its add: its sketch is still reused, and the answers are unchanged."""
+    import evoforge.proposers.llm.novelty as novelty
+    calls: list[str] = []
+    real = novelty.shingle_hashes
+    monkeypatch.setattr(novelty, "shingle_hashes",
+                        lambda code, k: calls.append(code) or real(code, k))
+    programs = [PROGRAM.replace("math", f"math{i}") for i in range(5)]
+    gate = NoveltyGate(threshold=0.95)
+    assert [gate.check(code) for code in programs] == [None] * 5
+    for i, code in enumerate(programs):
+        gate.add(i, code)
+    assert len(calls) == 5
+    fresh = NoveltyGate(threshold=0.95)
+    fresh.add(0, programs[0])
+    assert gate.check(programs[0]) == fresh.check(programs[0]) == (0, 1.0)
