@@ -422,7 +422,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def _measured(part: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.0f}" for x in part.get("load", ()))
-    return (f"Measured {part.get('when')} with `nice -n 10 {part.get('command')}` in "
+    return (f"Measured {part.get('when')} with `{part.get('command')}` in "
             f"{part.get('seconds', 0):.0f} s, on the shared 2-core machine (load average "
             f"at the end {load}).")
 
