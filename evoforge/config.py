@@ -146,7 +146,7 @@ class LLMConfig(BaseModel):
     max_concurrency: int | None = Field(
         None, ge=1, description="model requests in flight at once, all models together "
         "(default: enough to keep the workers busy, from the observed model latency and "
-        "evaluation time)")
+        "evaluation time, at most 16 per worker)")
     reproducible: bool = Field(
         False, description="no proposal runs ahead of the evaluators (one request at a "
         "time, made when a worker is free): with --workers 1, a deterministic evaluator and "
