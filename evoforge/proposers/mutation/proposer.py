@@ -345,7 +345,8 @@ class MutationProposer(Proposer):
             return None
         form = canonical(code)
         if form is not None:
-            self.forms[form.hash] = self.forms.pop(form.hash, None) or normalized_hash(code)
+            first = self.forms.pop(form.hash, "") or normalized_hash(code)
+            self.forms[form.hash] = first  # moved to the end: the oldest go first
             while len(self.forms) > MAX_FORMS:
                 del self.forms[next(iter(self.forms))]
         return form
