@@ -15,6 +15,7 @@ from evoforge.proposers.mutation import MutationProposer, OpContext
 from evoforge.proposers.mutation.canonical import canonical
 from evoforge.proposers.mutation.operators import op_expr_replace, op_operator_swap
 from evoforge.proposers.mutation.proposer import names_bound_outside
+from evoforge.proposers.mutation.regions import index_nodes
 
 ENV = {"x": np.array([3.0, -1.5, 0.0, 7.25]), "y": np.array([2.0, 5.0, -4.0, 0.5]),
        "item": 2.0, "np": np}
@@ -101,6 +102,13 @@ def priority(item: float, bins: np.ndarray) -> np.ndarray:
 def _indices(code: str) -> list[str]:
     return [ast.unparse(node.slice) for node in ast.walk(ast.parse(code))
             if isinstance(node, ast.Subscript)]
+
+
+def test_index_nodes_are_inside_brackets_but_not_call_arguments() -> None:
+    tree = ast.parse("y = x[-1] + x[i + 1:] + x[np.argmax(v - 1)] + (a - 2)")
+    inside = {ast.unparse(node) for node in ast.walk(tree) if id(node) in index_nodes(tree)}
+    assert {"-1", "1", "i + 1", "i", "np.argmax(v - 1)"} <= inside
+    assert not inside & {"v - 1", "v", "a - 2", "x[-1]", "x"}
 
 
 @pytest.mark.parametrize("operator", [op_expr_replace, op_operator_swap])
