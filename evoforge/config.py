@@ -110,6 +110,14 @@ class MutationConfig(_Model):
         "counts as stalled: constant tuning (constant, tune, cmaes) then gets at most "
         "a tenth of the proposals, structural operators the rest (0 disables)"
     )
+    skip_equivalent: bool = Field(
+        True, description="drop a program before it is proposed when it equals one the "
+        "proposer already made up to obvious identities (x + 0, 1 * x, --x, "
+        "np.maximum(x, x), folded constants, a comparison written the other way round) or "
+        "when it adds a collapsed sub-expression its parent lacks (x - x, x / x, 0 * x, "
+        "x / 0, a comparison of two constants); such programs mostly behave like one "
+        "already evaluated. Each counts as a failure of the operator that made it"
+    )
 
 
 class LLMModelConfig(BaseModel):

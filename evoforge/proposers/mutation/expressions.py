@@ -22,6 +22,7 @@ from evoforge.proposers.mutation.regions import (
     _Slot,
     _slots,
     _walk_scope,
+    index_nodes,
 )
 
 # ---------------------------------------------------------------------------
@@ -174,8 +175,14 @@ _NOT_REPLACEABLE = (ast.Slice, ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda,
 
 
 def _expr_sites(body: list[ast.stmt], variables: set[str]) -> list[tuple[_Slot, ast.stmt]]:
-    """Replaceable sub-expressions of ``body``, each with its innermost statement."""
+    """Replaceable sub-expressions of ``body``, each with its innermost statement.
+
+    Indices (:func:`index_nodes`) are not replaceable.
+    """
     sites: list[tuple[_Slot, ast.stmt]] = []
+    indices: set[int] = set()
+    for stmt in body:
+        indices |= index_nodes(stmt)
 
     def visit(node: ast.AST, stmt: ast.stmt) -> None:
         for slot in _slots(node):
@@ -193,7 +200,8 @@ def _expr_sites(body: list[ast.stmt], variables: set[str]) -> list[tuple[_Slot, 
                 continue  # range(), len(), np.arange() ... fix shapes: leave them alone
             # what is iterated over, or evaluated only for its effect, stays as is
             keep = slot.name == "iter" or (isinstance(node, ast.Expr) and slot.name == "value")
-            if isinstance(child, ast.expr) and not keep and _replaceable(child, variables):
+            if (isinstance(child, ast.expr) and not keep and id(child) not in indices
+                    and _replaceable(child, variables)):
                 sites.append((slot, stmt))
             visit(child, stmt)
 

@@ -47,6 +47,7 @@ from evoforge.proposers.mutation.regions import (
     _Region,
     _round_sig,
     _Slot,
+    index_nodes,
     parse_region,
     split_indent,
     unparse_region,
@@ -164,8 +165,11 @@ def op_operator_swap(regions: list[str], ctx: OpContext) -> list[str] | None:
     for region in parsed:
         if region.tree is None:
             continue
+        indices = index_nodes(region.tree)  # bins[-1] stays bins[-1]
         for slot in _all_slots(region.tree):
             node = slot.get()
+            if id(node) in indices:
+                continue
             if isinstance(node, ast.BinOp | ast.AugAssign) and isinstance(node.op, _ARITH):
                 actions.append(set_op(node, _ARITH))
             elif isinstance(node, ast.Compare):

@@ -13,6 +13,7 @@ from evoforge.config import MutationConfig
 from evoforge.problem.blocks import BlockError, Template, extract_regions
 from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
+from evoforge.proposers.mutation.canonical import Canonical, canonical
 from evoforge.proposers.mutation.cmaes import CMATuner
 from evoforge.proposers.mutation.kinds import check_program
 from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
@@ -27,6 +28,8 @@ SIGMA_UP = math.exp(0.8)
 SIGMA_DOWN = math.exp(-0.2)
 MAX_SIGMAS = 10_000
 """Step sizes remembered at most; the oldest are forgotten first."""
+MAX_FORMS = 200_000
+"""Canonical forms of programs made remembered at most; the oldest are forgotten first."""
 TUNING = ("constant", "tune", CMAES)
 """Operators that only move numeric literals; capped while the run is stalled."""
 STALLED_TUNING_SHARE = 0.1
@@ -117,6 +120,15 @@ class MutationProposer(Proposer):
     duplicate after its probe) or one the shape check rejects. ``tune``
     keeps a step size per parent program, adapted by the 1/5th success rule.
 
+    Equivalents (``config.skip_equivalent``): most of the waste of a model-free run
+    is functional duplicates, programs that differ from one made before only in ways
+    that do not change what they compute. A proposal whose canonical form (see
+    :mod:`.canonical`: ``x + 0``, ``1 * x``, ``--x`` ... rewritten away) equals that
+    of a program this proposer made or mutated, or that adds a collapsed
+    sub-expression (``x - x``, ``0 * x`` ...) its parent did not have, is dropped
+    before it is proposed and counts as a failure of its operator, like a program
+    made before.
+
     Stagnation: after ``config.stall_after`` outcomes (:meth:`feedback`) without a
     new best fitness, the run counts as stalled and the operators that only move
     numeric literals (:data:`TUNING`) are drawn for at most
@@ -161,6 +173,12 @@ class MutationProposer(Proposer):
         self.rejected_early = 0
         """Proposals dropped before evaluation: already made, or statically ill-shaped."""
         self.stall_after = config.stall_after
+        self.skip_equivalent = config.skip_equivalent
+        self.forms: dict[str, str] = {}
+        """Canonical hash -> normalized hash of the first program made or mutated with that
+        form (insertion-ordered, bounded)."""
+        self.equivalents = 0
+        """Proposals dropped as equivalent to a program made, or collapsed."""
         self.best_fitness: float | None = None
         """The best child fitness :meth:`feedback` has been told of."""
         self.since_best = 0
@@ -231,6 +249,7 @@ class MutationProposer(Proposer):
             return None
         names_outside = self._names_outside(parent.code)
         parent_checks = _static_problem(parent.code) is None
+        parent_form = self._remember(parent.code)
         donors = [c for c in inspirations if c.id != parent.id and c.code != parent.code]
         excluded: set[str] = set()
         failures: dict[str, int] = {}
@@ -256,7 +275,7 @@ class MutationProposer(Proposer):
                     continue
                 tuned, meta, base_id = made
                 tuned_code = self._render(tuned)
-                if tuned_code is None or self._wasted(tuned_code, parent_checks):
+                if tuned_code is None or self._wasted(tuned_code, parent_checks, parent_form):
                     # a program made before is about as good as the base: tell it so
                     self.tuner.tell(meta, None if tuned_code is None else meta["base_fitness"])
                     if tuned_code is not None:
@@ -266,6 +285,7 @@ class MutationProposer(Proposer):
                     if failures[op] >= self.max_failures_per_operator:
                         excluded.add(op)
                     continue
+                self._remember(tuned_code)
                 return Proposal(code=tuned_code, operator=op, parent_ids=[base_id], meta=meta)
             if op == "tune":
                 key = normalized_hash(parent.code)
@@ -281,7 +301,8 @@ class MutationProposer(Proposer):
                 excluded.add(op)
                 continue
             code = self._render(new_regions)
-            if code is not None and code != parent.code and self._wasted(code, parent_checks):
+            if (code is not None and code != parent.code
+                    and self._wasted(code, parent_checks, parent_form)):
                 self.rejected_early += 1
                 self.bandit.update(op, 0.0)  # wasted: a failure of this operator
                 code = None
@@ -290,18 +311,45 @@ class MutationProposer(Proposer):
                 if failures[op] >= self.max_failures_per_operator:
                     excluded.add(op)
                 continue
+            self._remember(code)
             return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
         return None
 
-    def _wasted(self, code: str, parent_checks: bool) -> bool:
-        """True for a program made before, or one the shape check says cannot work.
+    def _wasted(self, code: str, parent_checks: bool, parent_form: Canonical | None) -> bool:
+        """True for a program made before, one the shape check says cannot work, or
+        (``skip_equivalent``) an equivalent or collapsed one (see the class docstring).
 
         The shape check only counts when the parent passes it, so an inference
         that is wrong about some program cannot block all of its children.
         """
-        if self.is_known is not None and self.is_known(normalized_hash(code)):
+        code_hash = normalized_hash(code)
+        if self.is_known is not None and self.is_known(code_hash):
             return True
-        return parent_checks and _static_problem(code) is not None
+        if parent_checks and _static_problem(code) is not None:
+            return True
+        if not self.skip_equivalent:
+            return False
+        form = canonical(code)
+        if form is None:
+            return False
+        # the same text again is a twin, not an equivalent: that is is_known's to say
+        equivalent = self.forms.get(form.hash, code_hash) != code_hash
+        if equivalent or (parent_form is not None and form.collapsed > parent_form.collapsed):
+            self.equivalents += 1
+            return True
+        return False
+
+    def _remember(self, code: str) -> Canonical | None:
+        """Note the canonical form of a program made or mutated; return it."""
+        if not self.skip_equivalent:
+            return None
+        form = canonical(code)
+        if form is not None:
+            first = self.forms.pop(form.hash, "") or normalized_hash(code)
+            self.forms[form.hash] = first  # moved to the end: the oldest go first
+            while len(self.forms) > MAX_FORMS:
+                del self.forms[next(iter(self.forms))]
+        return form
 
     def _pick_donor(self, donors: list[Candidate],
                     rng: random.Random) -> tuple[Candidate | None, list[str] | None]:
@@ -366,12 +414,13 @@ class MutationProposer(Proposer):
     def stats(self) -> dict[str, Any]:
         """The bandit's per-operator statistics, the ``tune`` step sizes, what was avoided.
 
-        ``avoided``: proposals dropped before evaluation (programs already made, or
-        ill-shaped); ``stall``: the stall count, the best fitness it counts from and
+        ``avoided``: proposals dropped before evaluation (programs already made,
+        ill-shaped, equivalent or collapsed), ``equivalent`` those of them dropped as
+        equivalent or collapsed; ``stall``: the stall count, the best fitness it counts from and
         the proposals made while stalled; ``cmaes``: strategies and generations run.
         """
         return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
-                "avoided": self.rejected_early,
+                "avoided": self.rejected_early, "equivalent": self.equivalents,
                 "stall": {"since_best": self.since_best, "best": self.best_fitness,
                           "stalled_proposals": self.stalled_proposals},
                 "cmaes": {"strategies": self.tuner.strategies,
@@ -385,6 +434,8 @@ class MutationProposer(Proposer):
             self.bandit.load_stats(bandit)
         if isinstance(stats.get("avoided"), int):
             self.rejected_early = stats["avoided"]
+        if isinstance(stats.get("equivalent"), int):
+            self.equivalents = stats["equivalent"]
         stall = stats.get("stall")
         if isinstance(stall, dict):
             self.since_best = max(int(stall.get("since_best", 0)), 0)

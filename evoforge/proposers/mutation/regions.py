@@ -212,6 +212,31 @@ def _all_slots(tree: ast.AST) -> Iterator[_Slot]:
         stack.extend(reversed([slot.get() for slot in children]))
 
 
+def index_nodes(tree: ast.AST) -> set[int]:
+    """``id()`` of every node that computes an index: inside a subscript's brackets.
+
+    A call there (``x[np.argmax(v)]``) decides the index's type itself, so its
+    arguments do not count. Changing an index mostly makes a float or an out-of-range
+    index, a program that raises (``bins[-1]`` -> ``bins[-item]``), so the operators
+    leave indices alone, as ``constant`` and ``tune`` leave index literals.
+    """
+    found: set[int] = set()
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, inside = stack.pop()
+        if inside:
+            found.add(id(node))
+        for slot in _slots(node):
+            child = slot.get()
+            if isinstance(node, ast.Subscript) and slot.name == "slice":
+                stack.append((child, True))
+            elif isinstance(node, ast.Call):
+                stack.append((child, False))
+            else:
+                stack.append((child, inside))
+    return found
+
+
 def _is_number(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) in (int, float)
 
