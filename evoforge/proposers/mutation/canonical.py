@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import hashlib
 import math
 import operator
@@ -215,8 +216,13 @@ def canonical_tree(tree: ast.AST) -> ast.AST:
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical(code: str) -> Canonical | None:
-    """The canonical form of ``code``; None if it does not parse."""
+    """The canonical form of ``code``; None if it does not parse.
+
+    Cached: the proposer asks for a program's form when it checks it and again when it
+    remembers it, and for the same parent's form on every proposal made from it.
+    """
     try:
         tree = canonical_tree(ast.parse(code))
         key = ast.dump(tree, annotate_fields=False, include_attributes=False)
