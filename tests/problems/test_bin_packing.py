@@ -133,6 +133,51 @@ def test_fresh_bin_is_last_and_ties_go_to_earliest_bin():
     assert packing == [[0, 1, 3], [2]]
 
 
+def _reference_assign(priority, sizes, capacity):
+    """The packing rule written plainly: every open bin the item fits, in opening order."""
+    rooms: list[float] = []
+    out = []
+    for size in sizes.tolist():
+        item = float(size)
+        fits = [b for b, room in enumerate(rooms) if room >= item]
+        bins = np.array([rooms[b] for b in fits] + [float(capacity)])
+        choice = int(np.argmax(np.round(np.asarray(priority(item, bins), dtype=float), 6)))
+        target = len(rooms) if choice == len(fits) else fits[choice]
+        if target == len(rooms):
+            rooms.append(float(capacity))
+        rooms[target] -= item
+        out.append(target)
+    return out
+
+
+@pytest.mark.parametrize("priority", [
+    lambda item, bins: -np.arange(len(bins), dtype=float),  # first fit
+    lambda item, bins: -(bins - item),  # best fit
+    lambda item, bins: bins - item,  # worst fit: many bins stay half empty
+    lambda item, bins: np.where(bins - item < 5, 1.0, -np.arange(len(bins))),
+    lambda item, bins: -(bins - bins.mean()) ** 2 + np.roll(bins, 1),  # whole-array features
+])
+def test_packing_loop_matches_the_plain_rule(priority):
+    # a Weibull instance (small items late keep old bins alive) and an OR one, cut short;
+    # the loop drops bins that no later item fits from its scan, which must not change
+    # a single call of priority
+    seen_fast: list[tuple[float, list[float]]] = []
+    seen_plain: list[tuple[float, list[float]]] = []
+
+    def spy(log):
+        def call(item, bins):
+            log.append((item, bins.tolist()))
+            return priority(item, bins)
+        return call
+
+    for instance in (ev.make_instances("train")[4], ev.make_instances("train")[0]):
+        sizes = np.concatenate([instance.sizes[:700], [1, 2]])  # tiny items at the end
+        fast = ev.harness.assign(ev.harness.local(spy(seen_fast)), sizes, instance.capacity)
+        plain = _reference_assign(spy(seen_plain), sizes, instance.capacity)
+        assert fast.tolist() == plain
+    assert seen_fast == seen_plain
+
+
 # ------------------------------------------------------------- bad priorities
 
 
