@@ -23,7 +23,7 @@ import ast
 import copy
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from evoforge.proposers.mutation.expressions import (
@@ -225,13 +225,17 @@ def _body_dump(body: list[ast.stmt]) -> str:
 
 
 def _one_point(a: list[ast.stmt], b: list[ast.stmt]) -> list[list[ast.stmt]]:
-    """Distinct one-point crossovers of two statement lists, other than ``a`` and ``b``."""
-    seen = {_body_dump(a), _body_dump(b)}
+    """Distinct one-point crossovers of two statement lists, other than ``a`` and ``b``.
+
+    The children share their statements with ``a`` and ``b``: copy before changing them.
+    """
+    dumps = {id(a): [ast.dump(s) for s in a], id(b): [ast.dump(s) for s in b]}
+    seen = {"\n".join(dumps[id(a)]), "\n".join(dumps[id(b)])}
     children: list[list[ast.stmt]] = []
     for k in range(max(len(a), len(b)) + 1):
         for head, tail in ((a, b), (b, a)):
-            child = [copy.deepcopy(s) for s in head[:k] + tail[k:]]
-            key = _body_dump(child)
+            key = "\n".join(dumps[id(head)][:k] + dumps[id(tail)][k:])
+            child = head[:k] + tail[k:]
             if child and key not in seen:
                 seen.add(key)
                 children.append(child)
@@ -298,7 +302,7 @@ def op_crossover(regions: list[str], ctx: OpContext) -> list[str] | None:
 
 
 def _crossover_options(regions: list[str], theirs: list[_Region], kind: str, i: int,
-                       name: str | None, rng: random.Random) -> list[list[_Region]]:
+                       name: str | None, rng: random.Random) -> Iterator[list[_Region]]:
     """Children of one function-level or statement-level crossover action."""
     tree_b = theirs[i].tree
     assert tree_b is not None
@@ -309,7 +313,8 @@ def _crossover_options(regions: list[str], theirs: list[_Region], kind: str, i: 
         assert tree_a is not None
         body, index = _function_places(tree_a)[name]
         body[index] = copy.deepcopy(_top_functions(tree_b)[name])
-        return [attempt]
+        yield attempt
+        return
     base = _parse_all(regions)[i].tree
     assert base is not None
     if name is None:
@@ -318,17 +323,17 @@ def _crossover_options(regions: list[str], theirs: list[_Region], kind: str, i: 
         children = _one_point(_top_functions(base)[name].body,
                               _top_functions(tree_b)[name].body)
     rng.shuffle(children)
-    options: list[list[_Region]] = []
+    # made one at a time: the caller usually takes the first, and each costs a parse
     for child in children:
         option = _parse_all(regions)
         target = option[i].tree
         assert target is not None
+        body = [copy.deepcopy(s) for s in child]
         if name is None:
-            target.body = child
+            target.body = body
         else:
-            _top_functions(target)[name].body = child
-        options.append(option)
-    return options
+            _top_functions(target)[name].body = body
+        yield option
 
 
 # ---------------------------------------------------------------------------

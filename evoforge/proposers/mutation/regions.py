@@ -7,6 +7,7 @@ A region is parsed on its own after its common indentation is removed; see
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import math
 import random
@@ -57,6 +58,7 @@ def _continuation_lines(code: str) -> set[int]:
     return inside
 
 
+@functools.lru_cache(maxsize=1024)  # pure; proposals re-split the same regions often
 def split_indent(text: str) -> tuple[str, str]:
     """Split a region into its common indentation and its dedented text.
 
@@ -135,8 +137,16 @@ class _Region:
     def parse(cls, text: str) -> _Region:
         indent, _ = split_indent(text)
         tree = parse_region(text)
-        dump = ast.dump(tree) if tree is not None else ""
-        return cls(text=text, indent=indent, tree=tree, dump=dump)
+        return cls(text=text, indent=indent, tree=tree,
+                   dump=_region_dump(text) if tree is not None else "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _region_dump(text: str) -> str:
+    """``ast.dump`` of a region that parses (the tree callers get is their own)."""
+    tree = parse_region(text)
+    assert tree is not None
+    return ast.dump(tree)
 
 
 def _parse_all(regions: list[str]) -> list[_Region]:
