@@ -275,6 +275,8 @@ def op_crossover(regions: list[str], ctx: OpContext) -> list[str] | None:
                 actions.append(("function", i, fname))
                 if _body_dump(fdef.body) != _body_dump(fb[fname].body):
                     actions.append(("body", i, fname))
+    if not actions:  # nothing to mix (common: one-statement programs)
+        return None
     # a child may read unbound only what one of its parents already did
     allowed = (_unbound_reads(mine, ctx.names_outside)
                | _unbound_reads(theirs, ctx.names_outside))
