@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,10 @@ def one_line(exc: BaseException | None) -> str:
     """The first line of ``exc``'s message (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+OPEN_ATTEMPTS = 8
+"""Tries to open a SQLite storage that answers "database is locked" (about 6 s in all)."""
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -164,11 +169,22 @@ def open_engine(url: str, *, read_only: bool = False) -> Engine:
             raise StorageError(f"no SQLite database at {database}")
     elif read_only and engine.dialect.name == "postgresql":
         engine = engine.execution_options(postgresql_readonly=True)
-    try:
-        if read_only:
-            _check_schema(engine, full, shown)
-        else:
-            _migrate(engine, full)
-    except sa.exc.DBAPIError as exc:
-        raise StorageError(f"cannot open storage {shown}: {one_line(exc.orig)}") from None
-    return engine
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            if read_only:
+                _check_schema(engine, full, shown)
+            else:
+                _migrate(engine, full)
+            return engine
+        except sa.exc.OperationalError as exc:
+            # SQLite answers "database is locked" at once, without its busy timeout,
+            # where waiting could deadlock; many processes opening a new file together
+            # met it in CI. The schema check and migration are safe to run again.
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc.orig) \
+                    or attempt == OPEN_ATTEMPTS - 1:
+                raise StorageError(f"cannot open storage {shown}: {one_line(exc.orig)}") \
+                    from None
+            time.sleep(0.05 * 2 ** attempt)
+        except sa.exc.DBAPIError as exc:
+            raise StorageError(f"cannot open storage {shown}: {one_line(exc.orig)}") from None
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -360,3 +360,52 @@ def test_import_candidates_keeps_counters(tmp_path: Path) -> None:
         assert got is None  # the imported claims count against the budget
     finally:
         s.close()
+
+
+def _locked_at_first(monkeypatch: pytest.MonkeyPatch, times: int, message: str) -> list[int]:
+    """Make the first ``times`` schema migrations fail as SQLite does when it answers at
+    once that the database is locked (the real migration runs afterwards)."""
+    import sqlite3
+
+    from evoforge.storage import engine as engine_mod
+
+    real = engine_mod._migrate
+    calls: list[int] = []
+
+    def migrate(engine: sa.Engine, url: str) -> None:
+        calls.append(1)
+        if len(calls) <= times:
+            raise sa.exc.OperationalError("PRAGMA journal_mode", {},
+                                          sqlite3.OperationalError(message))
+        real(engine, url)
+
+    monkeypatch.setattr(engine_mod, "_migrate", migrate)
+    return calls
+
+
+def test_sqlite_open_tries_again_when_locked(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # many processes opening a new file together met an immediate "database is locked"
+    calls = _locked_at_first(monkeypatch, 2, "database is locked")
+    storage = open_storage(str(tmp_path / "new.db"))
+    try:
+        storage.create_run(name="r", problem="p", problem_path="/p", config={}, seed=0, budget=1)
+        assert [r.name for r in storage.list_runs()] == ["r"]
+    finally:
+        storage.close()
+    assert len(calls) == 3
+
+
+def test_sqlite_open_gives_up_and_other_errors_are_not_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evoforge.storage import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "OPEN_ATTEMPTS", 3)
+    calls = _locked_at_first(monkeypatch, 99, "database is locked")
+    with pytest.raises(StorageError, match="database is locked"):
+        open_storage(str(tmp_path / "a.db"))
+    assert len(calls) == 3
+    calls = _locked_at_first(monkeypatch, 99, "disk I/O error")
+    with pytest.raises(StorageError, match="disk I/O error"):
+        open_storage(str(tmp_path / "b.db"))
+    assert len(calls) == 1
