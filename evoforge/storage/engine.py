@@ -176,15 +176,15 @@ def open_engine(url: str, *, read_only: bool = False) -> Engine:
             else:
                 _migrate(engine, full)
             return engine
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DBAPIError as exc:
             # SQLite answers "database is locked" at once, without its busy timeout,
             # where waiting could deadlock; many processes opening a new file together
             # met it in CI. The schema check and migration are safe to run again.
-            if engine.dialect.name != "sqlite" or "locked" not in str(exc.orig) \
-                    or attempt == OPEN_ATTEMPTS - 1:
+            locked = (engine.dialect.name == "sqlite"
+                      and isinstance(exc, sa.exc.OperationalError)
+                      and "locked" in str(exc.orig))
+            if not locked or attempt == OPEN_ATTEMPTS - 1:
                 raise StorageError(f"cannot open storage {shown}: {one_line(exc.orig)}") \
                     from None
-            time.sleep(0.05 * 2 ** attempt)
-        except sa.exc.DBAPIError as exc:
-            raise StorageError(f"cannot open storage {shown}: {one_line(exc.orig)}") from None
+        time.sleep(0.05 * 2 ** attempt)
     raise AssertionError("unreachable")  # pragma: no cover

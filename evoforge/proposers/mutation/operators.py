@@ -229,12 +229,12 @@ def _one_point(a: list[ast.stmt], b: list[ast.stmt]) -> list[list[ast.stmt]]:
 
     The children share their statements with ``a`` and ``b``: copy before changing them.
     """
-    dumps = {id(a): [ast.dump(s) for s in a], id(b): [ast.dump(s) for s in b]}
-    seen = {"\n".join(dumps[id(a)]), "\n".join(dumps[id(b)])}
+    dump_a, dump_b = [ast.dump(s) for s in a], [ast.dump(s) for s in b]
+    seen = {"\n".join(dump_a), "\n".join(dump_b)}
     children: list[list[ast.stmt]] = []
     for k in range(max(len(a), len(b)) + 1):
-        for head, tail in ((a, b), (b, a)):
-            key = "\n".join(dumps[id(head)][:k] + dumps[id(tail)][k:])
+        for head, tail, key_head, key_tail in ((a, b, dump_a, dump_b), (b, a, dump_b, dump_a)):
+            key = "\n".join(key_head[:k] + key_tail[k:])
             child = head[:k] + tail[k:]
             if child and key not in seen:
                 seen.add(key)
