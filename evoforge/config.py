@@ -118,6 +118,12 @@ class MutationConfig(_Model):
         "x / 0, a comparison of two constants); such programs mostly behave like one "
         "already evaluated. Each counts as a failure of the operator that made it"
     )
+    waste_avoidance: float = Field(
+        2.0, ge=0, description="how strongly edits of kinds that mostly made wasted "
+        "children (failed, functional duplicates) are avoided: a drawn edit is kept with "
+        "probability (1 - its kind's share of wasted children) ** this, at least 0.05, "
+        "else drawn again; 0 keeps every edit"
+    )
 
 
 class LLMModelConfig(BaseModel):

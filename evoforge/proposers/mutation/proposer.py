@@ -15,6 +15,7 @@ from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
 from evoforge.proposers.mutation.canonical import Canonical, canonical
 from evoforge.proposers.mutation.cmaes import CMATuner
+from evoforge.proposers.mutation.edits import EditWaste, edit_kind
 from evoforge.proposers.mutation.kinds import check_program
 from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
 
@@ -129,6 +130,13 @@ class MutationProposer(Proposer):
     before it is proposed and counts as a failure of its operator, like a program
     made before.
 
+    Wasteful kinds of edit (``config.waste_avoidance``): each proposal's edit is named
+    by its kind (:func:`~evoforge.proposers.mutation.edits.edit_kind`, e.g. ``<`` made
+    ``<=``), and the run counts how often each kind's children were wasted (failed,
+    functional duplicates). A drawn edit of a kind that mostly wastes is
+    drawn again with a probability that grows with that share; such redraws do not count
+    as failures of the operator.
+
     Stagnation: after ``config.stall_after`` outcomes (:meth:`feedback`) without a
     new best fitness, the run counts as stalled and the operators that only move
     numeric literals (:data:`TUNING`) are drawn for at most
@@ -147,6 +155,9 @@ class MutationProposer(Proposer):
     """Operator draws per :meth:`propose` before giving up on a parent."""
     max_failures_per_operator = 3
     """Failed tries of one operator on one parent before it is left out."""
+    max_redraws = 20
+    """Edits drawn again for their wasteful kind per :meth:`propose`, on top of the
+    attempts; past it the next edit is kept whatever its kind."""
 
     def __init__(self, template: Template, config: MutationConfig | None = None) -> None:
         super().__init__(template)
@@ -185,6 +196,7 @@ class MutationProposer(Proposer):
         """Outcomes since :attr:`best_fitness` last improved."""
         self.stalled_proposals = 0
         """Proposals made while the run was stalled."""
+        self.edit_waste = EditWaste(config.waste_avoidance)
         self._outside: set[str] | None = None
         try:
             ast.parse(template.source)
@@ -253,7 +265,9 @@ class MutationProposer(Proposer):
         donors = [c for c in inspirations if c.id != parent.id and c.code != parent.code]
         excluded: set[str] = set()
         failures: dict[str, int] = {}
-        for _ in range(self.max_attempts):
+        attempts = redraws = 0
+        while attempts < self.max_attempts:
+            attempts += 1
             allowed = [op for op in operators if op not in excluded]
             if not allowed:
                 break
@@ -301,17 +315,26 @@ class MutationProposer(Proposer):
                 excluded.add(op)
                 continue
             code = self._render(new_regions)
-            if (code is not None and code != parent.code
-                    and self._wasted(code, parent_checks, parent_form)):
-                self.rejected_early += 1
-                self.bandit.update(op, 0.0)  # wasted: a failure of this operator
-                code = None
+            kind = None
+            if code is not None and code != parent.code:
+                kind = edit_kind(op, regions, new_regions)
+                if self._wasted(code, parent_checks, parent_form):
+                    self.rejected_early += 1
+                    self.bandit.update(op, 0.0)  # wasted: a failure of this operator
+                    code = None
+                elif (kind is not None and redraws < self.max_redraws
+                      and not self.edit_waste.keep(kind, rng)):
+                    redraws += 1
+                    attempts -= 1  # not a failure of the operator: draw again
+                    continue
             if code is None or code == parent.code:
                 failures[op] = failures.get(op, 0) + 1
                 if failures[op] >= self.max_failures_per_operator:
                     excluded.add(op)
                 continue
             self._remember(code)
+            if kind is not None:
+                meta["edit_kind"] = kind
             return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
         return None
 
@@ -382,6 +405,9 @@ class MutationProposer(Proposer):
         starts from the adapted step size.
         """
         self.tuner.observe(child_fitness)
+        kind = proposal.meta.get("edit_kind")
+        if isinstance(kind, str):
+            self.edit_waste.observe(kind, wasted=child_fitness is None)
         if (child_fitness is not None and math.isfinite(child_fitness)
                 and (self.best_fitness is None or child_fitness > self.best_fitness)):
             self.best_fitness = float(child_fitness)
@@ -416,11 +442,14 @@ class MutationProposer(Proposer):
 
         ``avoided``: proposals dropped before evaluation (programs already made,
         ill-shaped, equivalent or collapsed), ``equivalent`` those of them dropped as
-        equivalent or collapsed; ``stall``: the stall count, the best fitness it counts from and
-        the proposals made while stalled; ``cmaes``: strategies and generations run.
+        equivalent or collapsed; ``edits``: per kind of edit, children made and wasted,
+        and the edits drawn again for their kind; ``stall``: the stall count, the best
+        fitness it counts from and the proposals made while stalled; ``cmaes``: strategies
+        and generations run.
         """
         return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
                 "avoided": self.rejected_early, "equivalent": self.equivalents,
+                "edits": self.edit_waste.stats(),
                 "stall": {"since_best": self.since_best, "best": self.best_fitness,
                           "stalled_proposals": self.stalled_proposals},
                 "cmaes": {"strategies": self.tuner.strategies,
@@ -436,6 +465,9 @@ class MutationProposer(Proposer):
             self.rejected_early = stats["avoided"]
         if isinstance(stats.get("equivalent"), int):
             self.equivalents = stats["equivalent"]
+        edits = stats.get("edits")
+        if isinstance(edits, dict):
+            self.edit_waste.load_stats(edits)
         stall = stats.get("stall")
         if isinstance(stall, dict):
             self.since_best = max(int(stall.get("since_best", 0)), 0)

@@ -1,0 +1,115 @@
+"""Kinds of edit and the avoidance of kinds that mostly made wasted children."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from evoforge.candidate import Candidate, normalized_hash
+from evoforge.config import MutationConfig
+from evoforge.problem.blocks import parse_blocks
+from evoforge.proposers.mutation import MutationProposer
+from evoforge.proposers.mutation.edits import MIN_KEEP, MIN_OUTCOMES, EditWaste, edit_kind
+
+PROGRAM = """import numpy as np
+
+# EVOLVE-BLOCK-START
+def priority(item: float, bins: np.ndarray) -> np.ndarray:
+    return (bins - item) * 2.0 + np.where(bins < item * 1.5, 1.0, 0.0)
+# EVOLVE-BLOCK-END
+"""
+
+
+@pytest.mark.parametrize(("before", "after", "kind"), [
+    ("x = a < b\n", "x = a <= b\n", "swap Compare:Lt -> Compare:LtE"),
+    ("x = f(a - b, c)\n", "x = f(a + b, c)\n", "swap BinOp:Sub -> BinOp:Add"),
+    ("x = f(a, c)\n", "x = f(np.sqrt(a), c)\n", "swap Name -> Call:np.sqrt"),
+    ("x = f(a, 1.0)\n", "x = f(a, 2.0)\n", "swap Constant -> Constant"),
+    ("x = a\ny = b\n", "x = a\ny = -b\n", "swap Name -> UnaryOp:USub"),
+    ("x = a\ny = b\n", "y = b\n", "swap Module -> Module"),  # a statement less
+])
+def test_edit_kind_names_the_smallest_changed_subtree(before: str, after: str,
+                                                     kind: str) -> None:
+    assert edit_kind("swap", ["a = 1\n", before], ["a = 1\n", after]) == kind
+
+
+def test_edit_kind_of_several_regions_unchanged_or_unparsed() -> None:
+    assert edit_kind("op", ["a = 1\n", "b = 2\n"], ["a = 3\n", "b = 4\n"]) == "op 2 regions"
+    assert edit_kind("op", ["a = 1\n"], ["a = 1\n"]) is None
+    assert edit_kind("op", ["a = 1\n"], ["a = (\n"]) == "op unparsed"
+
+
+def test_waste_estimate_learns_per_kind_from_the_run_wide_share() -> None:
+    waste = EditWaste(power=2.0)
+    assert waste.keep_probability("bad") == 1.0  # nothing seen yet: nothing is avoided
+    for i in range(30):
+        waste.observe("bad", wasted=True)
+        waste.observe("good", wasted=i % 10 == 0)
+    assert waste.total == [60, 33]
+    assert waste.waste("bad") == pytest.approx((30 + 2 * 33 / 60) / 32)
+    assert waste.keep_probability("bad") == MIN_KEEP  # never ruled out entirely
+    assert waste.keep_probability("good") == pytest.approx((1 - (3 + 1.1) / 32) ** 2)
+    # an unseen kind sits at the run's average
+    assert waste.keep_probability("new") == pytest.approx((1 - 33 / 60) ** 2)
+    assert EditWaste(power=0).keep_probability("bad") == 1.0
+    rng = random.Random(1)
+    kept = sum(waste.keep("bad", rng) for _ in range(2000))
+    assert 40 < kept < 170 and waste.redrawn == 2000 - kept
+
+
+def test_waste_waits_for_enough_outcomes_and_forgets_the_oldest_kinds() -> None:
+    waste = EditWaste()
+    for _ in range(MIN_OUTCOMES - 1):
+        waste.observe("bad", wasted=True)
+    assert waste.keep_probability("bad") == 1.0
+    waste.observe("bad", wasted=True)
+    assert waste.keep_probability("bad") == MIN_KEEP
+
+
+def test_waste_statistics_round_trip_and_skip_malformed_entries() -> None:
+    waste = EditWaste()
+    for i in range(12):
+        waste.observe(f"k{i % 3}", wasted=i % 2 == 0)
+    waste.redrawn = 7
+    restored = EditWaste()
+    restored.load_stats(waste.stats())
+    assert restored.stats() == waste.stats()
+    restored.load_stats({"kinds": {"a": [1, 2], "b": [3, 1], "c": "x"}, "total": [1],
+                         "redrawn": "no"})
+    assert restored.counts == {"b": [3, 1]} and restored.total == waste.total
+
+
+def _share_of_wasteful_kind(avoidance: float) -> tuple[float, MutationProposer]:
+    """Proposals of a kind that is always wasted, in the second half of 400 proposals."""
+    proposer = MutationProposer(parse_blocks(PROGRAM), MutationConfig(
+        operators=["operator_swap"], waste_avoidance=avoidance))
+    parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=PROGRAM,
+                       code_hash=normalized_hash(PROGRAM), fitness=2.0)
+    rng = random.Random(4)
+    late = wasteful = 0
+    for i in range(400):
+        proposal = proposer.propose(parent, [], rng)
+        assert proposal is not None
+        kind = proposal.meta["edit_kind"]
+        # every change of the comparison is a functional duplicate, say
+        wasted = kind.startswith("operator_swap Compare:")
+        proposer.feedback(proposal, 2.0, None if wasted else 1.0)
+        if i >= 200:
+            late += 1
+            wasteful += wasted
+    return wasteful / late, proposer
+
+
+def test_proposer_draws_wasteful_kinds_of_edit_less_often() -> None:
+    plain, plain_proposer = _share_of_wasteful_kind(0.0)
+    avoided, proposer = _share_of_wasteful_kind(2.0)
+    assert plain > 0.1  # one of the program's few operators is the comparison
+    assert avoided < plain / 3
+    assert plain_proposer.edit_waste.redrawn == 0 and proposer.edit_waste.redrawn > 50
+    # redraws are not failures of the operator, and what was learned survives a resume
+    stats = proposer.stats()
+    assert stats["edits"]["redrawn"] == proposer.edit_waste.redrawn
+    resumed = MutationProposer(parse_blocks(PROGRAM), MutationConfig(operators=["operator_swap"]))
+    resumed.load_stats(stats)
+    assert resumed.edit_waste.counts == proposer.edit_waste.counts
