@@ -113,3 +113,25 @@ def test_proposer_draws_wasteful_kinds_of_edit_less_often() -> None:
     resumed = MutationProposer(parse_blocks(PROGRAM), MutationConfig(operators=["operator_swap"]))
     resumed.load_stats(stats)
     assert resumed.edit_waste.counts == proposer.edit_waste.counts
+
+
+def test_an_operator_redrawn_three_times_gives_way_to_the_others() -> None:
+    """tune's edits of one expression are all one kind: after three redraws in one
+    proposal the other operators are tried instead of redrawing tune to the limit."""
+    proposer = MutationProposer(parse_blocks(PROGRAM), MutationConfig(
+        operators=["tune", "operator_swap"]))
+    parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=PROGRAM,
+                       code_hash=normalized_hash(PROGRAM), fitness=2.0)
+    rng = random.Random(2)
+    for _ in range(30):  # every tune child wasted, every swap child fine
+        proposal = proposer.propose(parent, [], rng)
+        assert proposal is not None
+        proposer.feedback(proposal, 2.0, None if proposal.operator == "tune" else 1.0)
+    for _ in range(200):  # the bandit now strongly prefers tune
+        proposer.bandit.update("tune", 1.0)
+    made = [proposer.propose(parent, [], rng) for _ in range(100)]
+    tuned = sum(p is not None and p.operator == "tune" for p in made)
+    assert all(p is not None for p in made)
+    # kept with probability 0.05 per draw: well under a third of 100 proposals, where
+    # redrawing tune up to max_redraws times would keep it in about two thirds
+    assert tuned < 30

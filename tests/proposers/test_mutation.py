@@ -934,6 +934,19 @@ def test_tune_step_size_follows_the_one_fifth_rule() -> None:
     assert proposer.sigmas[key] == SIGMA_MAX
 
 
+def test_tune_step_grows_after_a_duplicate_and_shrinks_after_a_failure() -> None:
+    """A step that changed nothing (a duplicate: no fitness, no error) was too small."""
+    template = _template("binpack")
+    proposer = MutationProposer(template, MutationConfig(operators=["tune"]))
+    proposal = proposer.propose(_candidate(template.source), [], random.Random(0))
+    assert proposal is not None
+    key = proposal.meta["sigma_key"]
+    proposer.feedback(proposal, 1.0, None)
+    assert proposer.sigmas[key] == pytest.approx(DEFAULT_SIGMA * math.exp(0.4))
+    proposer.feedback(proposal, 1.0, None, "ZeroDivisionError: division by zero")
+    assert proposer.sigmas[key] == pytest.approx(DEFAULT_SIGMA * math.exp(0.2))
+
+
 def test_stats_round_trip() -> None:
     template = _template("binpack")
     proposer = MutationProposer(template, MutationConfig(bandit="ucb"))

@@ -27,6 +27,9 @@ SIGMA_MIN = 1e-4
 SIGMA_MAX = 2.0
 SIGMA_UP = math.exp(0.8)
 SIGMA_DOWN = math.exp(-0.2)
+SIGMA_SAME = math.exp(0.4)
+"""``tune``'s step grows by this after a child that behaved like a program made before:
+a step that changes nothing is too small, not too large."""
 MAX_SIGMAS = 10_000
 """Step sizes remembered at most; the oldest are forgotten first."""
 MAX_FORMS = 200_000
@@ -265,6 +268,7 @@ class MutationProposer(Proposer):
         donors = [c for c in inspirations if c.id != parent.id and c.code != parent.code]
         excluded: set[str] = set()
         failures: dict[str, int] = {}
+        redrawn: dict[str, int] = {}
         attempts = redraws = 0
         while attempts < self.max_attempts:
             attempts += 1
@@ -326,6 +330,12 @@ class MutationProposer(Proposer):
                       and not self.edit_waste.keep(kind, rng)):
                     redraws += 1
                     attempts -= 1  # not a failure of the operator: draw again
+                    redrawn[op] = redrawn.get(op, 0) + 1
+                    # an operator whose edits here are all of one kind (tune moves every
+                    # constant of one expression) would be redrawn to the limit: try others
+                    if (redrawn[op] >= self.max_failures_per_operator
+                            and any(o != op and o not in excluded for o in operators)):
+                        excluded.add(op)
                     continue
             if code is None or code == parent.code:
                 failures[op] = failures.get(op, 0) + 1
@@ -401,8 +411,9 @@ class MutationProposer(Proposer):
         functional duplicate with ``child_fitness`` None) is a failure. The
         outcome also moves the stall count (see the class docstring). For
         ``tune`` also adapt the parent's step size (1/5th success rule: times
-        ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise); an improved child
-        starts from the adapted step size.
+        ``exp(0.8)`` on success, ``exp(-0.2)`` otherwise, but ``exp(0.4)`` after a
+        duplicate, reported with neither fitness nor error); an improved child starts
+        from the adapted step size.
         """
         self.tuner.observe(child_fitness)
         kind = proposal.meta.get("edit_kind")
@@ -425,7 +436,8 @@ class MutationProposer(Proposer):
         if proposal.operator != "tune" or not isinstance(key, str):
             return
         sigma = self.sigmas.get(key, float(proposal.meta.get("sigma", DEFAULT_SIGMA)))
-        sigma *= SIGMA_UP if improved else SIGMA_DOWN
+        same = child_fitness is None and error is None  # a duplicate, not a failure
+        sigma *= SIGMA_UP if improved else SIGMA_SAME if same else SIGMA_DOWN
         sigma = min(max(sigma, SIGMA_MIN), SIGMA_MAX)
         self._set_sigma(key, sigma)
         if improved:
