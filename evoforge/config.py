@@ -119,10 +119,11 @@ class MutationConfig(_Model):
         "already evaluated. Each counts as a failure of the operator that made it"
     )
     waste_avoidance: float = Field(
-        2.0, ge=0, description="how strongly edits of kinds that mostly made wasted "
+        0.0, ge=0, description="how strongly edits of kinds that mostly made wasted "
         "children (failed, functional duplicates) are avoided: a drawn edit is kept with "
         "probability (1 - its kind's share of wasted children) ** this, at least 0.05, "
-        "else drawn again; 0 keeps every edit"
+        "else drawn again; 0 (the default: not shown to pay, see docs/benchmarks.md) "
+        "keeps every edit"
     )
 
 

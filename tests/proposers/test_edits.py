@@ -119,7 +119,7 @@ def test_an_operator_redrawn_three_times_gives_way_to_the_others() -> None:
     """tune's edits of one expression are all one kind: after three redraws in one
     proposal the other operators are tried instead of redrawing tune to the limit."""
     proposer = MutationProposer(parse_blocks(PROGRAM), MutationConfig(
-        operators=["tune", "operator_swap"]))
+        operators=["tune", "operator_swap"], waste_avoidance=2.0))
     parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=PROGRAM,
                        code_hash=normalized_hash(PROGRAM), fitness=2.0)
     rng = random.Random(2)
