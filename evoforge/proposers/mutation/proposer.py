@@ -321,13 +321,14 @@ class MutationProposer(Proposer):
             code = self._render(new_regions)
             kind = None
             if code is not None and code != parent.code:
-                kind = edit_kind(op, regions, new_regions)
                 if self._wasted(code, parent_checks, parent_form):
                     self.rejected_early += 1
                     self.bandit.update(op, 0.0)  # wasted: a failure of this operator
                     code = None
-                elif (kind is not None and redraws < self.max_redraws
-                      and not self.edit_waste.keep(kind, rng)):
+                else:  # named only when kept for now: a dropped program needs no name
+                    kind = edit_kind(op, regions, new_regions)
+                if (kind is not None and redraws < self.max_redraws
+                        and not self.edit_waste.keep(kind, rng)):
                     redraws += 1
                     attempts -= 1  # not a failure of the operator: draw again
                     redrawn[op] = redrawn.get(op, 0) + 1
