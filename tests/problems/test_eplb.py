@@ -215,16 +215,43 @@ def _write(tmp_path: Path, body: str) -> str:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("raise RuntimeError('boom')", r"rebalance_experts raised RuntimeError: boom"),
+        ("raise RuntimeError('boom')",
+         r"rebalance_experts on a 58-layer model raised RuntimeError: boom"),
         ("return np.zeros((load.shape[0], num_slots), dtype=int)",
-         r"window 0: layer 0: expert 1 has no replica"),
-        ("return np.arange(num_slots) % 64", r"window 0: plan has shape \(96,\)"),
+         r"on a 58-layer model: layer 0: expert 1 has no replica"),
+        ("return np.arange(num_slots) % 64", r"on a 58-layer model: plan has shape \(96,\)"),
         ("return None", r"plan is a NoneType, not a numpy array"),
     ],
 )
 def test_bad_planner_raises(tmp_path, body, message):
     with pytest.raises(ValueError, match=message):
         ev.evaluate(_write(tmp_path, body))
+
+
+ROUND_ROBIN_16 = ("node = np.repeat(np.arange(4), 24)\n"
+                  "    plan = node * 16 + np.tile(np.arange(24) % 16, 4)\n"
+                  "    return np.tile(plan, ({layers}, 1))")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # a plan only for the train split's 16 layers
+        (ROUND_ROBIN_16.format(layers=16),
+         r"on a 58-layer model: plan has shape \(16, 96\)"),
+        # arithmetic on the layer count that fits 64 bits at 16 layers but not beyond
+        ("np.where(False, 0, 9 - 8 ** len(load))\n    " + ROUND_ROBIN_16.format(layers="len(load)"),
+         r"on a 58-layer model raised OverflowError"),
+    ],
+)
+def test_planner_tied_to_the_train_layer_count_fails_on_train(tmp_path, body, message):
+    program = _write(tmp_path, body)
+    # valid and scored on the train split's 16 layers alone...
+    with ev.load_planner(ev.REFERENCE) as reference, ev.load_planner(program) as planner:
+        assert ev.score_planner(planner, "train", reference)["balancedness"] > 0
+    # ...but evaluate() checks another layer count first
+    with pytest.raises(ValueError, match=message):
+        ev.evaluate(program)
 
 
 def test_program_without_planner_raises(tmp_path):

@@ -56,6 +56,11 @@ SPLITS: dict[str, tuple[int, int, int]] = {
     "train": (314159, 16, 6),
     "test": (271828, 32, 9),
 }
+# Before scoring on train, the planner must also make a valid plan for a model with
+# another number of layers (DeepSeek-V3 has 58 MoE layers): a planner that works only
+# for the train split's 16 layers (say, one computing ``num_groups ** layers``, which
+# overflows at 32) is a failure on train, not a surprise on test.
+OTHER_LAYERS_SEED, OTHER_LAYERS = 141421, 58
 
 Planner = Callable[..., np.ndarray]
 
@@ -259,9 +264,30 @@ def score_planner(planner: kit.Program, split: str,
     }, {"instance_scores": [round(float(v), 6) for v in per_window]})
 
 
+def check_other_layer_count(planner: kit.Program) -> None:
+    """Raise PlanError unless the planner makes a valid plan for ``OTHER_LAYERS`` layers."""
+    load = make_trace(OTHER_LAYERS_SEED, OTHER_LAYERS, 1).loads[0]
+    who = f"rebalance_experts on a {OTHER_LAYERS}-layer model"
+    try:
+        plan, _ = planner.timed_call("rebalance_experts", load, NUM_SLOTS, NUM_GROUPS,
+                                     NUM_NODES, NUM_GPUS)
+    except kit.CandidateError as exc:
+        raise ValueError(f"{who} raised {type(exc).__name__}: {exc}") from None
+    try:
+        verify_plan(plan, OTHER_LAYERS)
+    except PlanError as exc:
+        raise PlanError(f"{who}: {exc}") from None
+
+
 def evaluate(program_path: str) -> kit.Scores:
-    """Score the program on the training split (used during evolution)."""
+    """Score the program on the training split (used during evolution).
+
+    The planner is first checked on a model with another layer count
+    (:func:`check_other_layer_count`), so that a plan tied to the train split's shape
+    fails here rather than on the test split.
+    """
     with load_planner(REFERENCE) as reference, load_planner(program_path) as planner:
+        check_other_layer_count(planner)
         return score_planner(planner, "train", reference)
 
 
