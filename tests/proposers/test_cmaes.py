@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 from evoforge.candidate import Candidate, Status, normalized_hash
 from evoforge.proposers.mutation.cmaes import CMATuner
@@ -77,3 +79,26 @@ def test_tuning_moves_a_constant_towards_the_optimum() -> None:
             tuner.tell(meta, value)
             best = max(best, value)
     assert best > -0.01, best  # from (3.0 - 1.3)^2 = 2.89 to within 0.1 of the optimum
+
+
+def test_no_warning_when_matplotlib_is_missing() -> None:
+    # cma warns at import when matplotlib is absent, as after `make run`'s install;
+    # that warning reached the user's terminal in the middle of a run's progress
+    code = (
+        "import random, sys, warnings\n"
+        "sys.modules['matplotlib'] = None  # import matplotlib now raises ImportError\n"
+        "sys.modules['matplotlib.pyplot'] = None\n"
+        "warnings.simplefilter('error')\n"
+        "from evoforge.candidate import Candidate, Status, normalized_hash\n"
+        "from evoforge.proposers.mutation.cmaes import CMATuner\n"
+        "code = 'x = 2.0\\n'\n"
+        "parent = Candidate(id=1, seq=1, island=0, parent_ids=(), operator='initial', "
+        "code=code, code_hash=normalized_hash(code), status=Status.OK, fitness=1.0)\n"
+        "tuner = CMATuner()\n"
+        "assert tuner.propose(parent, [code], random.Random(1)) is not None\n"
+        "assert 'cma' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

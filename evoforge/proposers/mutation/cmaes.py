@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +124,11 @@ class CMATuner:
     def _start(self, parent: Candidate, regions: list[str],
                rng: random.Random) -> _Strategy | None:
         try:
-            import cma  # lazily: only this operator needs it
+            with warnings.catch_warnings():
+                # without matplotlib, cma warns at import that its plots are off;
+                # evoforge never plots through it
+                warnings.filterwarnings("ignore", message=".*matplotlib", category=UserWarning)
+                import cma  # lazily: only this operator needs it
         except ImportError:
             return None
         start = numeric_literals(regions)
