@@ -125,6 +125,14 @@ class MutationConfig(_Model):
         "else drawn again; 0 (the default: not shown to pay, see docs/benchmarks.md) "
         "keeps every edit"
     )
+    site_avoidance: float = Field(
+        2.0, ge=0, description="how strongly edits are avoided in sub-trees whose edits "
+        "mostly made wasted children in this run: each sub-tree on the way from the "
+        "edited statement to the change (the condition of an np.where, say, for any "
+        "change inside it) keeps its own share, and a drawn edit is kept with "
+        "probability (1 - the largest share on its way) ** this, at least 0.05, else "
+        "drawn again; 0 keeps every edit"
+    )
 
 
 class LLMModelConfig(BaseModel):

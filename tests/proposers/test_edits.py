@@ -10,7 +10,13 @@ from evoforge.candidate import Candidate, normalized_hash
 from evoforge.config import MutationConfig
 from evoforge.problem.blocks import parse_blocks
 from evoforge.proposers.mutation import MutationProposer
-from evoforge.proposers.mutation.edits import MIN_KEEP, MIN_OUTCOMES, EditWaste, edit_kind
+from evoforge.proposers.mutation.edits import (
+    MIN_KEEP,
+    MIN_OUTCOMES,
+    EditWaste,
+    describe_edit,
+    edit_kind,
+)
 
 PROGRAM = """import numpy as np
 
@@ -83,7 +89,7 @@ def test_waste_statistics_round_trip_and_skip_malformed_entries() -> None:
 def _share_of_wasteful_kind(avoidance: float) -> tuple[float, MutationProposer]:
     """Proposals of a kind that is always wasted, in the second half of 400 proposals."""
     proposer = MutationProposer(parse_blocks(PROGRAM), MutationConfig(
-        operators=["operator_swap"], waste_avoidance=avoidance))
+        operators=["operator_swap"], waste_avoidance=avoidance, site_avoidance=0))
     parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=PROGRAM,
                        code_hash=normalized_hash(PROGRAM), fitness=2.0)
     rng = random.Random(4)
@@ -119,7 +125,7 @@ def test_an_operator_redrawn_three_times_gives_way_to_the_others() -> None:
     """tune's edits of one expression are all one kind: after three redraws in one
     proposal the other operators are tried instead of redrawing tune to the limit."""
     proposer = MutationProposer(parse_blocks(PROGRAM), MutationConfig(
-        operators=["tune", "operator_swap"], waste_avoidance=2.0))
+        operators=["tune", "operator_swap"], waste_avoidance=2.0, site_avoidance=0))
     parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=PROGRAM,
                        code_hash=normalized_hash(PROGRAM), fitness=2.0)
     rng = random.Random(2)
@@ -135,3 +141,61 @@ def test_an_operator_redrawn_three_times_gives_way_to_the_others() -> None:
     # kept with probability 0.05 per draw: well under a third of 100 proposals, where
     # redrawing tune up to max_redraws times would keep it in about two thirds
     assert tuned < 30
+
+
+CONDITION = "np.where(bins < item * 1.5"
+
+
+def _region(program: str) -> str:
+    return program.split("# EVOLVE-BLOCK-START\n")[1].split("# EVOLVE-BLOCK-END")[0]
+
+
+def test_sites_name_every_subtree_from_the_statement_down_to_the_change() -> None:
+    region = _region(PROGRAM)
+    inside = [region.replace("1.5", "2.5"), region.replace("bins < item", "bins <= item")]
+    outside = region.replace("* 2.0", "* 3.0")
+    site_sets = [set(describe_edit("op", [region], [r])[1]) for r in [*inside, outside]]
+    # the two changes inside the condition share its sub-tree (and those above it) ...
+    shared = site_sets[0] & site_sets[1]
+    assert len(shared) >= 3  # statement, sum, np.where call, condition: not the constant
+    assert all(site.startswith("r0:") for site in shared)
+    # ... which a change of the other term is not inside
+    assert len(shared - site_sets[2]) >= 2
+    # a sub-tree is known by its content: the same condition in a relative is the same site
+    relative = region.replace("* 2.0", "* 7.0")
+    in_relative = set(describe_edit("op", [relative], [relative.replace("1.5", "2.5")])[1])
+    assert len(shared & in_relative) >= 2
+    assert describe_edit("op", [region, region], [outside, outside])[1] == []
+
+
+def _share_inside_the_condition(avoidance: float) -> tuple[float, MutationProposer]:
+    """Proposals that change the np.where condition, always wasted, in the second half
+    of 400 proposals; operators of several kinds reach into it."""
+    proposer = MutationProposer(parse_blocks(PROGRAM), MutationConfig(
+        operators=["operator_swap", "constant", "expr_replace"], site_avoidance=avoidance))
+    parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=PROGRAM,
+                       code_hash=normalized_hash(PROGRAM), fitness=2.0)
+    rng = random.Random(5)
+    late = wasteful = 0
+    for i in range(400):
+        proposal = proposer.propose(parent, [], rng)
+        assert proposal is not None
+        wasted = CONDITION not in proposal.code  # any change in there is a duplicate, say
+        proposer.feedback(proposal, 2.0, None if wasted else 1.0)
+        if i >= 200:
+            late += 1
+            wasteful += wasted
+    return wasteful / late, proposer
+
+
+def test_proposer_edits_less_where_edits_were_mostly_wasted() -> None:
+    plain, plain_proposer = _share_inside_the_condition(0.0)
+    avoided, proposer = _share_inside_the_condition(2.0)
+    assert plain > 0.2
+    assert avoided < plain / 2
+    assert plain_proposer.site_waste.redrawn == 0 and proposer.site_waste.redrawn > 50
+    stats = proposer.stats()
+    assert stats["sites"]["redrawn"] == proposer.site_waste.redrawn
+    resumed = MutationProposer(parse_blocks(PROGRAM), MutationConfig())
+    resumed.load_stats(stats)
+    assert resumed.site_waste.counts == proposer.site_waste.counts

@@ -82,15 +82,18 @@ def _parsed(text: str) -> tuple[ast.Module, dict[int, int]] | None:
     return None if tree is None else (tree, _hashes(tree))
 
 
-def _changed_site(a: ast.AST, b: ast.AST, ha: dict[int, int],
-                  hb: dict[int, int]) -> tuple[ast.AST, ast.AST]:
+def _changed_site(a: ast.AST, b: ast.AST, ha: dict[int, int], hb: dict[int, int],
+                  path: list[ast.AST] | None = None) -> tuple[ast.AST, ast.AST]:
     """The smallest pair of sub-trees of ``a`` and ``b`` that holds every difference.
 
     Descends while both nodes have the same type and exactly one child (a field, or
     one element of a list field of equal length) differs, and that child is not an
-    operator.
+    operator. ``path``, when given, receives the nodes of ``a`` passed on the way
+    down, the returned one last.
     """
     while type(a) is type(b):
+        if path is not None:
+            path.append(a)
         differing: list[tuple[ast.AST, ast.AST]] = []
         for field in a._fields:
             x, y = getattr(a, field, None), getattr(b, field, None)
@@ -110,6 +113,8 @@ def _changed_site(a: ast.AST, b: ast.AST, ha: dict[int, int],
         if len(differing) != 1 or isinstance(differing[0][0], _OPERATORS):
             return a, b  # an operator is named by the node that holds it
         a, b = differing[0]
+    if path is not None:
+        path.append(a)
     return a, b
 
 
@@ -123,18 +128,38 @@ def edit_kind(operator: str, before: list[str], after: list[str]) -> str | None:
     Returns:
         The name, or None when nothing changed.
     """
+    return describe_edit(operator, before, after)[0]
+
+
+def describe_edit(operator: str, before: list[str],
+                  after: list[str]) -> tuple[str | None, list[str]]:
+    """The edit's kind (see :func:`edit_kind`) and its sites.
+
+    The sites name the sub-trees of the parent that hold the edit, from the edited
+    statement down to the smallest changed sub-tree: ``"r0:<structural hash>"`` each
+    (region index, then the hash of the sub-tree, which is the same wherever that
+    sub-tree occurs, in this program or in a relative). An edit inside the condition of
+    an ``np.where`` thus has the condition among its sites, whichever constant or
+    operator in it changed. Empty when the edit spans regions or a region does not
+    parse.
+    """
     if len(before) != len(after):
-        return f"{operator} regions"
+        return f"{operator} regions", []
     changed = [i for i, (x, y) in enumerate(zip(before, after, strict=True)) if x != y]
     if not changed:
-        return None
+        return None, []
     if len(changed) > 1:
-        return f"{operator} {len(changed)} regions"
-    old, new = _parsed(before[changed[0]]), parse_region(after[changed[0]])
+        return f"{operator} {len(changed)} regions", []
+    index = changed[0]
+    old, new = _parsed(before[index]), parse_region(after[index])
     if old is None or new is None:
-        return f"{operator} unparsed"
-    a, b = _changed_site(old[0], new, old[1], _hashes(new))
-    return f"{operator} {_label(a)} -> {_label(b)}"
+        return f"{operator} unparsed", []
+    path: list[ast.AST] = []
+    a, b = _changed_site(old[0], new, old[1], _hashes(new), path)
+    # the module and a function's whole definition hold every edit: no information
+    sites = [f"r{index}:{old[1][id(node)]:x}" for node in path
+             if not isinstance(node, ast.Module | ast.FunctionDef)]
+    return f"{operator} {_label(a)} -> {_label(b)}", sites
 
 
 class EditWaste:
@@ -145,8 +170,9 @@ class EditWaste:
             every edit (the counts are still kept).
     """
 
-    def __init__(self, power: float = 2.0) -> None:
+    def __init__(self, power: float = 2.0, max_kinds: int = MAX_KINDS) -> None:
         self.power = power
+        self.max_kinds = max_kinds
         self.counts: dict[str, list[int]] = {}
         """kind -> [children, wasted], least recently seen first."""
         self.total = [0, 0]
@@ -171,23 +197,28 @@ class EditWaste:
             return 1.0
         return max((1.0 - self.waste(kind)) ** self.power, MIN_KEEP)
 
-    def keep(self, kind: str, rng: random.Random) -> bool:
-        """Draw whether to keep an edit of ``kind``; counts the ones drawn again."""
-        keep = self.keep_probability(kind)
+    def keep(self, kind: str | list[str], rng: random.Random) -> bool:
+        """Draw whether to keep an edit of ``kind``; counts the ones drawn again.
+
+        For a list of kinds (an edit's sites) the least likely kept one decides.
+        """
+        keys = [kind] if isinstance(kind, str) else kind
+        keep = min((self.keep_probability(k) for k in keys), default=1.0)
         if keep >= 1.0 or rng.random() < keep:
             return True
         self.redrawn += 1
         return False
 
-    def observe(self, kind: str, wasted: bool) -> None:
-        """Count one child of ``kind``, wasted or not."""
-        counts = self.counts.pop(kind, None) or [0, 0]
-        counts[0] += 1
-        counts[1] += int(wasted)
-        self.counts[kind] = counts  # moved to the end: the least recently seen go first
+    def observe(self, kind: str | list[str], wasted: bool) -> None:
+        """Count one child of ``kind`` (or of each of a list of sites), wasted or not."""
+        for key in [kind] if isinstance(kind, str) else kind:
+            counts = self.counts.pop(key, None) or [0, 0]
+            counts[0] += 1
+            counts[1] += int(wasted)
+            self.counts[key] = counts  # moved to the end: the least recently seen go first
         self.total[0] += 1
         self.total[1] += int(wasted)
-        while len(self.counts) > MAX_KINDS:
+        while len(self.counts) > self.max_kinds:
             del self.counts[next(iter(self.counts))]
 
     def stats(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
 from evoforge.proposers.mutation.canonical import Canonical, canonical
 from evoforge.proposers.mutation.cmaes import CMATuner
-from evoforge.proposers.mutation.edits import EditWaste, edit_kind
+from evoforge.proposers.mutation.edits import EditWaste, describe_edit
 from evoforge.proposers.mutation.kinds import check_program
 from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
 
@@ -35,6 +35,9 @@ MAX_SIGMAS = 10_000
 MAX_FORMS = 200_000
 """Canonical forms of programs made remembered at most; the oldest are forgotten first."""
 TUNING = ("constant", "tune", CMAES)
+SITES_REMEMBERED = 2048
+"""Sub-trees whose edits' outcomes are counted (``site_avoidance``); the least recently
+edited go first."""
 """Operators that only move numeric literals; capped while the run is stalled."""
 STALLED_TUNING_SHARE = 0.1
 """Share of proposals that may be drawn among :data:`TUNING` while the run is stalled."""
@@ -140,6 +143,15 @@ class MutationProposer(Proposer):
     drawn again with a probability that grows with that share; such redraws do not count
     as failures of the operator.
 
+    Wasteful sites (``config.site_avoidance``, on by default): the same, per sub-tree of
+    the program that an edit changed and per sub-tree above it up to the edited
+    statement (:func:`~evoforge.proposers.mutation.edits.describe_edit`). Most
+    duplicates of a run come from edits in one place of a good program, the condition
+    of an ``np.where`` say, where nearly every change leaves the behaviour as it was;
+    once its edits have mostly been wasted, edits elsewhere are drawn instead. A
+    sub-tree is known by its structural hash, so what was learned on a parent holds for
+    its children that kept that sub-tree.
+
     Stagnation: after ``config.stall_after`` outcomes (:meth:`feedback`) without a
     new best fitness, the run counts as stalled and the operators that only move
     numeric literals (:data:`TUNING`) are drawn for at most
@@ -159,8 +171,8 @@ class MutationProposer(Proposer):
     max_failures_per_operator = 3
     """Failed tries of one operator on one parent before it is left out."""
     max_redraws = 20
-    """Edits drawn again for their wasteful kind per :meth:`propose`, on top of the
-    attempts; past it the next edit is kept whatever its kind."""
+    """Edits drawn again for their wasteful kind or site per :meth:`propose`, on top of
+    the attempts; past it the next edit is kept whatever its kind."""
 
     def __init__(self, template: Template, config: MutationConfig | None = None) -> None:
         super().__init__(template)
@@ -200,6 +212,7 @@ class MutationProposer(Proposer):
         self.stalled_proposals = 0
         """Proposals made while the run was stalled."""
         self.edit_waste = EditWaste(config.waste_avoidance)
+        self.site_waste = EditWaste(config.site_avoidance, max_kinds=SITES_REMEMBERED)
         self._outside: set[str] | None = None
         try:
             ast.parse(template.source)
@@ -320,15 +333,17 @@ class MutationProposer(Proposer):
                 continue
             code = self._render(new_regions)
             kind = None
+            sites: list[str] = []
             if code is not None and code != parent.code:
                 if self._wasted(code, parent_checks, parent_form):
                     self.rejected_early += 1
                     self.bandit.update(op, 0.0)  # wasted: a failure of this operator
                     code = None
                 else:  # named only when kept for now: a dropped program needs no name
-                    kind = edit_kind(op, regions, new_regions)
+                    kind, sites = describe_edit(op, regions, new_regions)
                 if (kind is not None and redraws < self.max_redraws
-                        and not self.edit_waste.keep(kind, rng)):
+                        and not (self.edit_waste.keep(kind, rng)
+                                 and self.site_waste.keep(sites, rng))):
                     redraws += 1
                     attempts -= 1  # not a failure of the operator: draw again
                     redrawn[op] = redrawn.get(op, 0) + 1
@@ -346,6 +361,8 @@ class MutationProposer(Proposer):
             self._remember(code)
             if kind is not None:
                 meta["edit_kind"] = kind
+            if sites:
+                meta["edit_sites"] = sites
             return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
         return None
 
@@ -420,6 +437,9 @@ class MutationProposer(Proposer):
         kind = proposal.meta.get("edit_kind")
         if isinstance(kind, str):
             self.edit_waste.observe(kind, wasted=child_fitness is None)
+        sites = proposal.meta.get("edit_sites")
+        if isinstance(sites, list) and sites and all(isinstance(x, str) for x in sites):
+            self.site_waste.observe(sites, wasted=child_fitness is None)
         if (child_fitness is not None and math.isfinite(child_fitness)
                 and (self.best_fitness is None or child_fitness > self.best_fitness)):
             self.best_fitness = float(child_fitness)
@@ -456,13 +476,14 @@ class MutationProposer(Proposer):
         ``avoided``: proposals dropped before evaluation (programs already made,
         ill-shaped, equivalent or collapsed), ``equivalent`` those of them dropped as
         equivalent or collapsed; ``edits``: per kind of edit, children made and wasted,
-        and the edits drawn again for their kind; ``stall``: the stall count, the best
+        and the edits drawn again for their kind; ``sites``: the same per sub-tree
+        edited (see ``site_avoidance``); ``stall``: the stall count, the best
         fitness it counts from and the proposals made while stalled; ``cmaes``: strategies
         and generations run.
         """
         return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
                 "avoided": self.rejected_early, "equivalent": self.equivalents,
-                "edits": self.edit_waste.stats(),
+                "edits": self.edit_waste.stats(), "sites": self.site_waste.stats(),
                 "stall": {"since_best": self.since_best, "best": self.best_fitness,
                           "stalled_proposals": self.stalled_proposals},
                 "cmaes": {"strategies": self.tuner.strategies,
@@ -481,6 +502,9 @@ class MutationProposer(Proposer):
         edits = stats.get("edits")
         if isinstance(edits, dict):
             self.edit_waste.load_stats(edits)
+        sites = stats.get("sites")
+        if isinstance(sites, dict):
+            self.site_waste.load_stats(sites)
         stall = stats.get("stall")
         if isinstance(stall, dict):
             self.since_best = max(int(stall.get("since_best", 0)), 0)
