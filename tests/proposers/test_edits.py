@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
 from evoforge.candidate import Candidate, normalized_hash
 from evoforge.config import MutationConfig
 from evoforge.problem.blocks import parse_blocks
+from evoforge.proposers.base import Proposal
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.proposers.mutation.edits import (
     MIN_KEEP,
@@ -86,25 +88,33 @@ def test_waste_statistics_round_trip_and_skip_malformed_entries() -> None:
     assert restored.counts == {"b": [3, 1]} and restored.total == waste.total
 
 
-def _share_of_wasteful_kind(avoidance: float) -> tuple[float, MutationProposer]:
-    """Proposals of a kind that is always wasted, in the second half of 400 proposals."""
-    proposer = MutationProposer(parse_blocks(PROGRAM), MutationConfig(
-        operators=["operator_swap"], waste_avoidance=avoidance, site_avoidance=0))
+def _late_share(config: MutationConfig, seed: int,
+                wasted: Callable[[Proposal], bool]) -> tuple[float, MutationProposer]:
+    """The share of proposals that ``wasted`` calls wasted in the second half of 400,
+    each reported back to the proposer as wasted (a duplicate) or not."""
+    proposer = MutationProposer(parse_blocks(PROGRAM), config)
     parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=PROGRAM,
                        code_hash=normalized_hash(PROGRAM), fitness=2.0)
-    rng = random.Random(4)
+    rng = random.Random(seed)
     late = wasteful = 0
     for i in range(400):
         proposal = proposer.propose(parent, [], rng)
         assert proposal is not None
-        kind = proposal.meta["edit_kind"]
-        # every change of the comparison is a functional duplicate, say
-        wasted = kind.startswith("operator_swap Compare:")
-        proposer.feedback(proposal, 2.0, None if wasted else 1.0)
+        waste = wasted(proposal)
+        proposer.feedback(proposal, 2.0, None if waste else 1.0)
         if i >= 200:
             late += 1
-            wasteful += wasted
+            wasteful += waste
     return wasteful / late, proposer
+
+
+def _share_of_wasteful_kind(avoidance: float) -> tuple[float, MutationProposer]:
+    """Proposals of a kind that is always wasted (every change of the comparison is a
+    functional duplicate, say)."""
+    return _late_share(
+        MutationConfig(operators=["operator_swap"], waste_avoidance=avoidance,
+                       site_avoidance=0), 4,
+        lambda p: str(p.meta["edit_kind"]).startswith("operator_swap Compare:"))
 
 
 def test_proposer_draws_wasteful_kinds_of_edit_less_often() -> None:
@@ -169,23 +179,12 @@ def test_sites_name_every_subtree_from_the_statement_down_to_the_change() -> Non
 
 
 def _share_inside_the_condition(avoidance: float) -> tuple[float, MutationProposer]:
-    """Proposals that change the np.where condition, always wasted, in the second half
-    of 400 proposals; operators of several kinds reach into it."""
-    proposer = MutationProposer(parse_blocks(PROGRAM), MutationConfig(
-        operators=["operator_swap", "constant", "expr_replace"], site_avoidance=avoidance))
-    parent = Candidate(id=1, seq=0, island=0, parent_ids=(), operator="initial", code=PROGRAM,
-                       code_hash=normalized_hash(PROGRAM), fitness=2.0)
-    rng = random.Random(5)
-    late = wasteful = 0
-    for i in range(400):
-        proposal = proposer.propose(parent, [], rng)
-        assert proposal is not None
-        wasted = CONDITION not in proposal.code  # any change in there is a duplicate, say
-        proposer.feedback(proposal, 2.0, None if wasted else 1.0)
-        if i >= 200:
-            late += 1
-            wasteful += wasted
-    return wasteful / late, proposer
+    """Proposals that change the np.where condition (any change in there is a duplicate,
+    say); operators of several kinds reach into it."""
+    return _late_share(
+        MutationConfig(operators=["operator_swap", "constant", "expr_replace"],
+                       site_avoidance=avoidance), 5,
+        lambda p: CONDITION not in p.code)
 
 
 def test_proposer_edits_less_where_edits_were_mostly_wasted() -> None:
