@@ -122,13 +122,13 @@ def test_proposer_draws_wasteful_kinds_of_edit_less_often() -> None:
     avoided, proposer = _share_of_wasteful_kind(2.0)
     assert plain > 0.1  # one of the program's few operators is the comparison
     assert avoided < plain / 3
-    assert plain_proposer.edit_waste.redrawn == 0 and proposer.edit_waste.redrawn > 50
+    assert plain_proposer.edits.kinds.redrawn == 0 and proposer.edits.kinds.redrawn > 50
     # redraws are not failures of the operator, and what was learned survives a resume
     stats = proposer.stats()
-    assert stats["edits"]["redrawn"] == proposer.edit_waste.redrawn
+    assert stats["edits"]["redrawn"] == proposer.edits.kinds.redrawn
     resumed = MutationProposer(parse_blocks(PROGRAM), MutationConfig(operators=["operator_swap"]))
     resumed.load_stats(stats)
-    assert resumed.edit_waste.counts == proposer.edit_waste.counts
+    assert resumed.edits.kinds.counts == proposer.edits.kinds.counts
 
 
 def test_an_operator_redrawn_three_times_gives_way_to_the_others() -> None:
@@ -192,9 +192,9 @@ def test_proposer_edits_less_where_edits_were_mostly_wasted() -> None:
     avoided, proposer = _share_inside_the_condition(2.0)
     assert plain > 0.2
     assert avoided < plain / 2
-    assert plain_proposer.site_waste.redrawn == 0 and proposer.site_waste.redrawn > 50
+    assert plain_proposer.edits.sites.redrawn == 0 and proposer.edits.sites.redrawn > 50
     stats = proposer.stats()
-    assert stats["sites"]["redrawn"] == proposer.site_waste.redrawn
+    assert stats["sites"]["redrawn"] == proposer.edits.sites.redrawn
     resumed = MutationProposer(parse_blocks(PROGRAM), MutationConfig())
     resumed.load_stats(stats)
-    assert resumed.site_waste.counts == proposer.site_waste.counts
+    assert resumed.edits.sites.counts == proposer.edits.sites.counts

@@ -12,7 +12,16 @@ that were wasted (failed, or a functional duplicate of an evaluated program).
 
 The proposer then keeps a drawn edit with probability ``(1 - waste) ** power``
 (:meth:`EditWaste.keep_probability`), and otherwise draws again, so edits of kinds that
-mostly waste a probe are made less often, without any being ruled out.
+mostly waste a probe are made less often, without any being ruled out. Such redraws do
+not count as failures of the operator.
+
+The same is done per *site* (``site_avoidance``, on by default): per sub-tree of the
+program that an edit changed and per sub-tree above it up to the edited statement
+(:func:`describe_edit`). Many duplicates come from edits in one place of a good
+program, the condition of an ``np.where`` say, where nearly every change leaves the
+behaviour as it was; once its edits have mostly been wasted, edits elsewhere are drawn
+instead. A sub-tree is known by its structural hash, so what was learned on a parent
+holds for its children that kept it. :class:`EditRecords` holds both counts.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ MIN_KEEP = 0.05
 """Every kind is kept at least this often when drawn, so its estimate keeps learning."""
 MAX_KINDS = 1024
 """Kinds remembered; the least recently seen go first."""
+SITES_REMEMBERED = 2048
+"""Sites remembered; the least recently edited go first."""
 
 
 _OPERATORS = (ast.operator, ast.cmpop, ast.boolop, ast.unaryop, ast.expr_context)
@@ -241,3 +252,39 @@ class EditWaste:
             self.total = [int(total[0]), int(total[1])]
         if isinstance(stats.get("redrawn"), int):
             self.redrawn = max(int(stats["redrawn"]), 0)
+
+
+class EditRecords:
+    """One proposer's counts of wasted children per kind of edit and per site.
+
+    Args:
+        kind_power: :class:`EditWaste` power for kinds (``waste_avoidance``).
+        site_power: the same for sites (``site_avoidance``).
+    """
+
+    def __init__(self, kind_power: float, site_power: float) -> None:
+        self.kinds = EditWaste(kind_power)
+        self.sites = EditWaste(site_power, max_kinds=SITES_REMEMBERED)
+
+    def keep(self, kind: str, sites: list[str], rng: random.Random) -> bool:
+        """Whether to keep a drawn edit of ``kind`` at ``sites`` (else draw again)."""
+        return self.kinds.keep(kind, rng) and self.sites.keep(sites, rng)
+
+    def observe(self, meta: dict[str, Any], wasted: bool) -> None:
+        """Count a child whose proposal's ``meta`` names its edit (``edit_kind``,
+        ``edit_sites``: :func:`describe_edit`)."""
+        kind, sites = meta.get("edit_kind"), meta.get("edit_sites")
+        if isinstance(kind, str):
+            self.kinds.observe(kind, wasted)
+        if isinstance(sites, list) and sites and all(isinstance(x, str) for x in sites):
+            self.sites.observe(sites, wasted)
+
+    def stats(self) -> dict[str, Any]:
+        """``edits`` (per kind) and ``sites`` (per site), as :meth:`EditWaste.stats`."""
+        return {"edits": self.kinds.stats(), "sites": self.sites.stats()}
+
+    def load_stats(self, stats: dict[str, Any]) -> None:
+        """Restore what :meth:`stats` returned (within a proposer's stats)."""
+        for key, waste in (("edits", self.kinds), ("sites", self.sites)):
+            if isinstance(stats.get(key), dict):
+                waste.load_stats(stats[key])

@@ -15,7 +15,7 @@ from evoforge.proposers.bandit import Bandit
 from evoforge.proposers.base import Proposal, Proposer
 from evoforge.proposers.mutation.canonical import Canonical, canonical
 from evoforge.proposers.mutation.cmaes import CMATuner
-from evoforge.proposers.mutation.edits import EditWaste, describe_edit
+from evoforge.proposers.mutation.edits import EditRecords, describe_edit
 from evoforge.proposers.mutation.kinds import check_program
 from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
 
@@ -35,9 +35,6 @@ MAX_SIGMAS = 10_000
 MAX_FORMS = 200_000
 """Canonical forms of programs made remembered at most; the oldest are forgotten first."""
 TUNING = ("constant", "tune", CMAES)
-SITES_REMEMBERED = 2048
-"""Sub-trees whose edits' outcomes are counted (``site_avoidance``); the least recently
-edited go first."""
 """Operators that only move numeric literals; capped while the run is stalled."""
 STALLED_TUNING_SHARE = 0.1
 """Share of proposals that may be drawn among :data:`TUNING` while the run is stalled."""
@@ -136,21 +133,10 @@ class MutationProposer(Proposer):
     before it is proposed and counts as a failure of its operator, like a program
     made before.
 
-    Wasteful kinds of edit (``config.waste_avoidance``): each proposal's edit is named
-    by its kind (:func:`~evoforge.proposers.mutation.edits.edit_kind`, e.g. ``<`` made
-    ``<=``), and the run counts how often each kind's children were wasted (failed,
-    functional duplicates). A drawn edit of a kind that mostly wastes is
-    drawn again with a probability that grows with that share; such redraws do not count
-    as failures of the operator.
-
-    Wasteful sites (``config.site_avoidance``, on by default): the same, per sub-tree of
-    the program that an edit changed and per sub-tree above it up to the edited
-    statement (:func:`~evoforge.proposers.mutation.edits.describe_edit`). Most
-    duplicates of a run come from edits in one place of a good program, the condition
-    of an ``np.where`` say, where nearly every change leaves the behaviour as it was;
-    once its edits have mostly been wasted, edits elsewhere are drawn instead. A
-    sub-tree is known by its structural hash, so what was learned on a parent holds for
-    its children that kept that sub-tree.
+    Wasteful edits (``config.site_avoidance``, ``config.waste_avoidance``): the run
+    counts the wasted children per place of the program edited and per kind of edit,
+    and an edit drawn where (or of a kind that) mostly wasted is drawn again (not a
+    failure of the operator); see :mod:`.edits`.
 
     Stagnation: after ``config.stall_after`` outcomes (:meth:`feedback`) without a
     new best fitness, the run counts as stalled and the operators that only move
@@ -211,8 +197,7 @@ class MutationProposer(Proposer):
         """Outcomes since :attr:`best_fitness` last improved."""
         self.stalled_proposals = 0
         """Proposals made while the run was stalled."""
-        self.edit_waste = EditWaste(config.waste_avoidance)
-        self.site_waste = EditWaste(config.site_avoidance, max_kinds=SITES_REMEMBERED)
+        self.edits = EditRecords(config.waste_avoidance, config.site_avoidance)
         self._outside: set[str] | None = None
         try:
             ast.parse(template.source)
@@ -342,8 +327,7 @@ class MutationProposer(Proposer):
                 else:  # named only when kept for now: a dropped program needs no name
                     kind, sites = describe_edit(op, regions, new_regions)
                 if (kind is not None and redraws < self.max_redraws
-                        and not (self.edit_waste.keep(kind, rng)
-                                 and self.site_waste.keep(sites, rng))):
+                        and not self.edits.keep(kind, sites, rng)):
                     redraws += 1
                     attempts -= 1  # not a failure of the operator: draw again
                     redrawn[op] = redrawn.get(op, 0) + 1
@@ -360,9 +344,7 @@ class MutationProposer(Proposer):
                 continue
             self._remember(code)
             if kind is not None:
-                meta["edit_kind"] = kind
-            if sites:
-                meta["edit_sites"] = sites
+                meta.update(edit_kind=kind, edit_sites=sites)
             return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
         return None
 
@@ -434,12 +416,7 @@ class MutationProposer(Proposer):
         from the adapted step size.
         """
         self.tuner.observe(child_fitness)
-        kind = proposal.meta.get("edit_kind")
-        if isinstance(kind, str):
-            self.edit_waste.observe(kind, wasted=child_fitness is None)
-        sites = proposal.meta.get("edit_sites")
-        if isinstance(sites, list) and sites and all(isinstance(x, str) for x in sites):
-            self.site_waste.observe(sites, wasted=child_fitness is None)
+        self.edits.observe(proposal.meta, wasted=child_fitness is None)
         if (child_fitness is not None and math.isfinite(child_fitness)
                 and (self.best_fitness is None or child_fitness > self.best_fitness)):
             self.best_fitness = float(child_fitness)
@@ -483,7 +460,7 @@ class MutationProposer(Proposer):
         """
         return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
                 "avoided": self.rejected_early, "equivalent": self.equivalents,
-                "edits": self.edit_waste.stats(), "sites": self.site_waste.stats(),
+                **self.edits.stats(),
                 "stall": {"since_best": self.since_best, "best": self.best_fitness,
                           "stalled_proposals": self.stalled_proposals},
                 "cmaes": {"strategies": self.tuner.strategies,
@@ -499,12 +476,7 @@ class MutationProposer(Proposer):
             self.rejected_early = stats["avoided"]
         if isinstance(stats.get("equivalent"), int):
             self.equivalents = stats["equivalent"]
-        edits = stats.get("edits")
-        if isinstance(edits, dict):
-            self.edit_waste.load_stats(edits)
-        sites = stats.get("sites")
-        if isinstance(sites, dict):
-            self.site_waste.load_stats(sites)
+        self.edits.load_stats(stats)
         stall = stats.get("stall")
         if isinstance(stall, dict):
             self.since_best = max(int(stall.get("since_best", 0)), 0)
