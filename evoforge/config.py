@@ -125,6 +125,13 @@ class MutationConfig(_Model):
         "else drawn again; 0 (the default: not shown to pay, see docs/benchmarks.md) "
         "keeps every edit"
     )
+    fresh_tuning: int = Field(
+        4, ge=0, description="tuning proposals (tune) given to each new structure: a "
+        "child of a structural edit that added numeric literals and scored below the best, "
+        "whose constants were never fitted (a threshold band, say, that beats the best only "
+        "once its bounds move); the best 8 such children wait, and while one does a fifth "
+        "of the proposals tune it (0: off)"
+    )
     site_avoidance: float = Field(
         2.0, ge=0, description="how strongly edits are avoided in sub-trees whose edits "
         "mostly made wasted children in this run: each sub-tree on the way from the "

@@ -27,6 +27,8 @@ class Proposal:
         cost: dollars spent on it (None: unknown or free).
         rejected: why it cannot be evaluated (a reply that did not apply); ``code`` is
             then the parent's, and the proposal is stored as rejected.
+        candidate_id: the id of the candidate the loop stored for it (set by the loop,
+            so that :meth:`Proposer.feedback` can name the child).
     """
 
     code: str
@@ -38,6 +40,7 @@ class Proposal:
     completion_tokens: int = 0
     cost: float | None = None
     rejected: str | None = None
+    candidate_id: int | None = None
 
     def usage(self) -> dict[str, Any]:
         """The model-usage columns stored with the candidate."""

@@ -161,6 +161,7 @@ class Intake:
         cand = self.new_candidate(island=island, parent_ids=proposal.parent_ids,
                                   operator=proposal.operator, code=proposal.code,
                                   code_hash=code_hash, proposal=proposal)
+        proposal.candidate_id = cand.id
         if cand.status == Status.DUPLICATE:
             self._not_evaluated(proposal, parent, rejected=False)
             return None

@@ -26,6 +26,8 @@ class ScriptedProposer(Proposer):
         self.bodies = list(bodies)
         self.operator = operator
         self.feedbacks: list[tuple[float | None, float | None, str | None]] = []
+        self.child_ids: list[int | None] = []
+        """The candidate id the loop gave each proposal heard of in :meth:`feedback`."""
 
     def propose(self, parent: Candidate, inspirations: list[Candidate],
                 rng: random.Random) -> Proposal | None:
@@ -39,3 +41,4 @@ class ScriptedProposer(Proposer):
                  child_fitness: float | None, error: str | None = None) -> None:
         """Record the outcome."""
         self.feedbacks.append((parent_fitness, child_fitness, error))
+        self.child_ids.append(proposal.candidate_id)

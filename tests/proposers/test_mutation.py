@@ -15,6 +15,7 @@ import pytest
 from evoforge.candidate import Candidate, normalized_hash
 from evoforge.config import MutationConfig
 from evoforge.problem.blocks import Template, extract_regions, parse_blocks
+from evoforge.proposers.base import Proposal
 from evoforge.proposers.mutation import OPERATORS, MutationProposer, OpContext
 from evoforge.proposers.mutation.operators import (
     check_primitive,
@@ -1129,3 +1130,49 @@ def test_stall_after_zero_never_stalls() -> None:
     for _ in range(1000):
         proposer.feedback(proposal, 1.0, None)
     assert not proposer.stalled
+
+
+FRESH_PROGRAM = """import numpy as np
+
+# EVOLVE-BLOCK-START
+def priority(item: float, bins: np.ndarray) -> np.ndarray:
+    return -(bins - item) + np.where(bins - item < 0.3 * bins[-1], 1.0, 0.0)
+# EVOLVE-BLOCK-END
+"""
+
+
+def _fresh_tunes(fresh_tuning: int) -> tuple[list[Proposal], MutationProposer]:
+    """Proposals of a run that found a new structure (candidate 42) below its best."""
+    proposer = MutationProposer(parse_blocks(FRESH_PROGRAM), MutationConfig(
+        operators=["operator_swap", "tune"], fresh_tuning=fresh_tuning))
+    best = Candidate(id=1, seq=1, island=0, parent_ids=(), operator="initial",
+                     code=FRESH_PROGRAM, code_hash=normalized_hash(FRESH_PROGRAM), fitness=2.0)
+    rng = random.Random(3)
+    proposer.feedback(Proposal(code=FRESH_PROGRAM, operator="tune", parent_ids=[1],
+                               candidate_id=1), None, 2.0)  # the best so far
+    fresh = Proposal(code=FRESH_PROGRAM.replace("0.3", "0.2"), operator="expr_replace",
+                     parent_ids=[1], meta={"adds_literals": True}, candidate_id=42)
+    proposer.feedback(fresh, 2.0, 1.5)  # new literals, below the best: waits for tuning
+    made = [proposer.propose(best, [], rng) for _ in range(200)]
+    return [p for p in made if p is not None], proposer
+
+
+def test_a_new_structure_below_the_best_gets_tuning_proposals() -> None:
+    made, proposer = _fresh_tunes(4)
+    of_fresh = [p for p in made if p.parent_ids == [42]]
+    assert len(of_fresh) == 4 == proposer.fresh.proposals
+    assert all(p.operator == "tune" and "0.3" not in p.code for p in of_fresh)
+    assert all(p.meta["fresh_fitness"] == 1.5 for p in of_fresh)
+    assert proposer.stats()["fresh"] == {"proposals": 4, "waiting": 0}
+    # a tuned child that beats the new structure (still below the best) waits in turn
+    better = of_fresh[0]
+    better.candidate_id = 43
+    proposer.feedback(better, 1.0, 1.8)
+    assert [e.candidate_id for e in proposer.fresh.waiting] == [43]
+    rng = random.Random(5)
+    parent = Candidate(id=1, seq=1, island=0, parent_ids=(), operator="initial",
+                       code=FRESH_PROGRAM, code_hash=normalized_hash(FRESH_PROGRAM), fitness=2.0)
+    again = [proposer.propose(parent, [], rng) for _ in range(200)]
+    assert sum(p is not None and p.parent_ids == [43] for p in again) == 4
+    none, plain = _fresh_tunes(0)
+    assert not any(p.parent_ids == [42] for p in none) and plain.fresh.proposals == 0

@@ -54,6 +54,8 @@ def test_faulty_candidates_are_stored_with_reasons_and_the_run_goes_on(tmp_path:
     # the proposer heard about every evaluated proposal, with None for failures
     assert len(proposer.feedbacks) == len(names)
     assert sorted(c for _, c, _ in proposer.feedbacks if c is not None) == [2.0]
+    # and was told which stored candidate each proposal became
+    assert sorted(proposer.child_ids) == sorted(c.id for c in cands[1:])  # type: ignore[type-var]
 
 
 def test_duplicates_are_stored_not_evaluated(tmp_path: Path) -> None:

@@ -16,8 +16,14 @@ from evoforge.proposers.base import Proposal, Proposer
 from evoforge.proposers.mutation.canonical import Canonical, canonical
 from evoforge.proposers.mutation.cmaes import CMATuner
 from evoforge.proposers.mutation.edits import EditRecords, describe_edit
+from evoforge.proposers.mutation.fresh import FreshStructures
 from evoforge.proposers.mutation.kinds import check_program
-from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
+from evoforge.proposers.mutation.operators import (
+    OPERATORS,
+    OpContext,
+    check_primitive,
+    numeric_literals,
+)
 
 CMAES = "cmaes"
 """The operator that tunes an elite's numeric literals with CMA-ES (see ``cmaes.py``)."""
@@ -198,6 +204,7 @@ class MutationProposer(Proposer):
         self.stalled_proposals = 0
         """Proposals made while the run was stalled."""
         self.edits = EditRecords(config.waste_avoidance, config.site_avoidance)
+        self.fresh = FreshStructures(config.fresh_tuning)
         self._outside: set[str] | None = None
         try:
             ast.parse(template.source)
@@ -248,6 +255,12 @@ class MutationProposer(Proposer):
 
     def _propose(self, parent: Candidate, inspirations: list[Candidate],
                  rng: random.Random, operators: list[str]) -> Proposal | None:
+        fresh = self.fresh.next_parent(rng) if "tune" in operators else None
+        if fresh is not None:  # a new structure's constants first (see fresh.py)
+            made = self._propose_among(fresh, [], rng, ["tune"])
+            if made is not None:
+                self.fresh.made(made, fresh)
+                return made
         allowed = self._stall_filter(operators, rng)
         made = self._propose_among(parent, inspirations, rng, allowed)
         if made is None and allowed != operators:  # no structural change applied
@@ -345,6 +358,8 @@ class MutationProposer(Proposer):
             self._remember(code)
             if kind is not None:
                 meta.update(edit_kind=kind, edit_sites=sites)
+            self.fresh.mark(op, len(numeric_literals(regions)),
+                            len(numeric_literals(new_regions)), meta)
             return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
         return None
 
@@ -416,6 +431,9 @@ class MutationProposer(Proposer):
         from the adapted step size.
         """
         self.tuner.observe(child_fitness)
+        if isinstance(proposal.meta.get("fresh_fitness"), float):
+            parent_fitness = proposal.meta["fresh_fitness"]  # tuned a waiting structure
+        self.fresh.observe(proposal, parent_fitness, child_fitness, self.best_fitness)
         self.edits.observe(proposal.meta, wasted=child_fitness is None)
         if (child_fitness is not None and math.isfinite(child_fitness)
                 and (self.best_fitness is None or child_fitness > self.best_fitness)):
@@ -460,7 +478,7 @@ class MutationProposer(Proposer):
         """
         return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
                 "avoided": self.rejected_early, "equivalent": self.equivalents,
-                **self.edits.stats(),
+                **self.edits.stats(), "fresh": self.fresh.stats(),
                 "stall": {"since_best": self.since_best, "best": self.best_fitness,
                           "stalled_proposals": self.stalled_proposals},
                 "cmaes": {"strategies": self.tuner.strategies,
