@@ -187,14 +187,14 @@ def load_planner(program_path: str | Path) -> kit.Program:
 
 
 def _plan(planner: kit.Program, load: np.ndarray, who: str,
-          window: int) -> tuple[object, float]:
+          window: int | None = None) -> tuple[object, float]:
     """Call the planner on ``load``; its plan, and its CPU seconds read from the kernel."""
     try:
         return planner.timed_call("rebalance_experts", load, NUM_SLOTS, NUM_GROUPS,
                                   NUM_NODES, NUM_GPUS)
     except kit.CandidateError as exc:
-        raise ValueError(f"{who} raised {type(exc).__name__}: {exc} (window {window})"
-                         ) from None
+        where = "" if window is None else f" (window {window})"
+        raise ValueError(f"{who} raised {type(exc).__name__}: {exc}{where}") from None
 
 
 def score_planner(planner: kit.Program, split: str,
@@ -268,11 +268,7 @@ def check_other_layer_count(planner: kit.Program) -> None:
     """Raise PlanError unless the planner makes a valid plan for ``OTHER_LAYERS`` layers."""
     load = make_trace(OTHER_LAYERS_SEED, OTHER_LAYERS, 1).loads[0]
     who = f"rebalance_experts on a {OTHER_LAYERS}-layer model"
-    try:
-        plan, _ = planner.timed_call("rebalance_experts", load, NUM_SLOTS, NUM_GROUPS,
-                                     NUM_NODES, NUM_GPUS)
-    except kit.CandidateError as exc:
-        raise ValueError(f"{who} raised {type(exc).__name__}: {exc}") from None
+    plan, _ = _plan(planner, load, who)
     try:
         verify_plan(plan, OTHER_LAYERS)
     except PlanError as exc:
