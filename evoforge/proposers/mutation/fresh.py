@@ -19,6 +19,7 @@ from typing import Any
 
 from evoforge.candidate import Candidate, normalized_hash
 from evoforge.proposers.base import Proposal
+from evoforge.proposers.mutation.operators import numeric_literals
 
 STRUCTURAL = ("expr_replace", "operator_swap", "crossover", "stmt_delete", "stmt_duplicate",
               "stmt_swap")
@@ -68,10 +69,12 @@ class FreshStructures:
         proposal.meta["fresh_fitness"] = parent.fitness
 
     @staticmethod
-    def mark(operator: str, literals_before: int, literals_after: int,
+    def mark(operator: str, before: list[str], after: list[str],
              meta: dict[str, Any]) -> None:
-        """Note in a proposal's ``meta`` a structural edit that added literals."""
-        if operator in STRUCTURAL and literals_after > literals_before:
+        """Note in a proposal's ``meta`` a structural edit that added literals (regions
+        ``before`` made ``after``); the literals are counted for structural edits only."""
+        if operator in STRUCTURAL and len(numeric_literals(after)) > len(
+                numeric_literals(before)):
             meta["adds_literals"] = True
 
     def observe(self, proposal: Proposal, parent_fitness: float | None,

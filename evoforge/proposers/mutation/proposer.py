@@ -18,12 +18,7 @@ from evoforge.proposers.mutation.cmaes import CMATuner
 from evoforge.proposers.mutation.edits import EditRecords, describe_edit
 from evoforge.proposers.mutation.fresh import FreshStructures
 from evoforge.proposers.mutation.kinds import check_program
-from evoforge.proposers.mutation.operators import (
-    OPERATORS,
-    OpContext,
-    check_primitive,
-    numeric_literals,
-)
+from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
 
 CMAES = "cmaes"
 """The operator that tunes an elite's numeric literals with CMA-ES (see ``cmaes.py``)."""
@@ -358,8 +353,7 @@ class MutationProposer(Proposer):
             self._remember(code)
             if kind is not None:
                 meta.update(edit_kind=kind, edit_sites=sites)
-            self.fresh.mark(op, len(numeric_literals(regions)),
-                            len(numeric_literals(new_regions)), meta)
+            self.fresh.mark(op, regions, new_regions, meta)
             return Proposal(code=code, operator=op, parent_ids=parent_ids, meta=meta)
         return None
 
