@@ -129,8 +129,10 @@ class MutationConfig(_Model):
         4, ge=0, description="tuning proposals (tune) given to each new structure: a "
         "child of a structural edit that added numeric literals and scored below the best, "
         "whose constants were never fitted (a threshold band, say, that beats the best only "
-        "once its bounds move); the best 8 such children wait, and while one does a fifth "
-        "of the proposals tune it (0: off)"
+        "once its bounds move); each proposal moves one of the literals the edit added "
+        "(halved, doubled, times 0.8, times 1.25, in turn); the best 8 such children wait, "
+        "while one does a fifth of the proposals tune it, and a step that beats its "
+        "structure waits in turn (0: off)"
     )
     site_avoidance: float = Field(
         2.0, ge=0, description="how strongly edits are avoided in sub-trees whose edits "

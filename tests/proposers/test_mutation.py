@@ -8,6 +8,7 @@ import math
 import random
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,8 +18,10 @@ from evoforge.config import MutationConfig
 from evoforge.problem.blocks import Template, extract_regions, parse_blocks
 from evoforge.proposers.base import Proposal
 from evoforge.proposers.mutation import OPERATORS, MutationProposer, OpContext
+from evoforge.proposers.mutation.fresh import FACTORS, compass_step, new_literal_positions
 from evoforge.proposers.mutation.operators import (
     check_primitive,
+    numeric_literals,
     parse_region,
     split_indent,
     template_arity,
@@ -1150,8 +1153,14 @@ def _fresh_tunes(fresh_tuning: int) -> tuple[list[Proposal], MutationProposer]:
     rng = random.Random(3)
     proposer.feedback(Proposal(code=FRESH_PROGRAM, operator="tune", parent_ids=[1],
                                candidate_id=1), None, 2.0)  # the best so far
+    # an expr_replace that added the bound 0.2 of a band
+    before = extract_regions(proposer.template, FRESH_PROGRAM.replace("0.3 * ", ""))
+    after = extract_regions(proposer.template, FRESH_PROGRAM.replace("0.3", "0.2"))
+    meta: dict[str, Any] = {}
+    proposer.fresh.mark("expr_replace", before, after, meta)
+    assert [numeric_literals(after)[i] for i in meta["new_literals"]] == [0.2]
     fresh = Proposal(code=FRESH_PROGRAM.replace("0.3", "0.2"), operator="expr_replace",
-                     parent_ids=[1], meta={"adds_literals": True}, candidate_id=42)
+                     parent_ids=[1], meta=meta, candidate_id=42)
     proposer.feedback(fresh, 2.0, 1.5)  # new literals, below the best: waits for tuning
     made = [proposer.propose(best, [], rng) for _ in range(200)]
     return [p for p in made if p is not None], proposer
@@ -1160,15 +1169,21 @@ def _fresh_tunes(fresh_tuning: int) -> tuple[list[Proposal], MutationProposer]:
 def test_a_new_structure_below_the_best_gets_tuning_proposals() -> None:
     made, proposer = _fresh_tunes(4)
     of_fresh = [p for p in made if p.parent_ids == [42]]
+    fresh_literals = of_fresh[0].meta["fresh_literals"]
     assert len(of_fresh) == 4 == proposer.fresh.proposals
-    assert all(p.operator == "tune" and "0.3" not in p.code for p in of_fresh)
+    assert all(p.operator == "tune" for p in of_fresh)
+    # compass steps of the new literal only (0.2): halved, doubled, x0.8, x1.25
+    body = "-(bins - item) + np.where(bins - item < {} * bins[-1], 1.0, 0.0)"
+    assert all(body.format(v) in p.code for v, p in zip(("0.1", "0.4", "0.16", "0.25"),
+                                                          of_fresh, strict=True))
     assert all(p.meta["fresh_fitness"] == 1.5 for p in of_fresh)
     assert proposer.stats()["fresh"] == {"proposals": 4, "waiting": 0}
     # a tuned child that beats the new structure (still below the best) waits in turn
     better = of_fresh[0]
     better.candidate_id = 43
     proposer.feedback(better, 1.0, 1.8)
-    assert [e.candidate_id for e in proposer.fresh.waiting] == [43]
+    assert [(e.candidate_id, e.literals) for e in proposer.fresh.waiting] == [
+        (43, fresh_literals)]
     rng = random.Random(5)
     parent = Candidate(id=1, seq=1, island=0, parent_ids=(), operator="initial",
                        code=FRESH_PROGRAM, code_hash=normalized_hash(FRESH_PROGRAM), fitness=2.0)
@@ -1176,3 +1191,16 @@ def test_a_new_structure_below_the_best_gets_tuning_proposals() -> None:
     assert sum(p is not None and p.parent_ids == [43] for p in again) == 4
     none, plain = _fresh_tunes(0)
     assert not any(p.parent_ids == [42] for p in none) and plain.fresh.proposals == 0
+
+
+def test_compass_steps_and_the_literals_an_edit_added() -> None:
+    assert [compass_step(0.1, f) for f in FACTORS] == [0.05, 0.2, 0.08, 0.125]
+    assert compass_step(0.0, 0.5) == -0.05 and compass_step(0.0, 2.0) == 0.05
+    # an int stays an int and always moves, away from or towards zero as asked
+    assert [compass_step(1, f) for f in FACTORS] == [0, 2, 0, 2]
+    assert compass_step(-1, 0.8) == 0 and compass_step(-1, 1.25) == -2
+    assert compass_step(0, 0.5) == -1 and isinstance(compass_step(3, 2.0), int)
+    # inserted or changed literals; kept ones are not
+    assert new_literal_positions([1.0, 0.0], [0.05, 1.0, 0.0]) == [0]
+    assert new_literal_positions([1.0, 0.0], [1.0, 0.1, 0.3, 0.0]) == [1, 2]
+    assert new_literal_positions([1.0, 0.0], [1.0, 2.0, 3.0]) == [1, 2]

@@ -250,12 +250,16 @@ class MutationProposer(Proposer):
 
     def _propose(self, parent: Candidate, inspirations: list[Candidate],
                  rng: random.Random, operators: list[str]) -> Proposal | None:
-        fresh = self.fresh.next_parent(rng) if "tune" in operators else None
-        if fresh is not None:  # a new structure's constants first (see fresh.py)
-            made = self._propose_among(fresh, [], rng, ["tune"])
-            if made is not None:
-                self.fresh.made(made, fresh)
-                return made
+        step = (self.fresh.next_step(rng, self._regions) if "tune" in operators
+                else None)
+        if step is not None:  # a new structure's constants first (see fresh.py)
+            fresh, stepped, literals = step
+            code = self._render(stepped)
+            if code is not None and not self._wasted(code, True, None):
+                self._remember(code)
+                stepped_proposal = Proposal(code=code, operator="tune", parent_ids=[fresh.id])
+                self.fresh.made(stepped_proposal, fresh, literals)
+                return stepped_proposal
         allowed = self._stall_filter(operators, rng)
         made = self._propose_among(parent, inspirations, rng, allowed)
         if made is None and allowed != operators:  # no structural change applied
@@ -403,6 +407,9 @@ class MutationProposer(Proposer):
             except BlockError:
                 continue
         return None, None
+
+    def _regions(self, code: str) -> list[str]:
+        return extract_regions(self.template, code)
 
     def _render(self, regions: list[str]) -> str | None:
         try:
