@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evoforge.candidate import Candidate, normalized_hash
 from evoforge.proposers.base import Proposal
 from evoforge.proposers.mutation.operators import numeric_literals, with_numeric_literals
 
@@ -43,7 +42,9 @@ ZERO_STEP = 0.05
 
 
 @dataclass
-class _Waiting:
+class Waiting:
+    """A structure waiting for compass steps."""
+
     fitness: float
     candidate_id: int
     code: str
@@ -64,8 +65,8 @@ def new_literal_positions(before: list[int | float], after: list[int | float]) -
 def compass_step(value: int | float, factor: float) -> int | float:
     """``value`` times ``factor`` (6 significant digits; an int stays an int and moves)."""
     if value == 0:
-        moved: float = -ZERO_STEP if factor < 1 else ZERO_STEP
-        return (-1 if factor < 1 else 1) if isinstance(value, int) else moved
+        sign = -1 if factor < 1 else 1
+        return sign if isinstance(value, int) else sign * ZERO_STEP
     if isinstance(value, int):
         step = int(round(value * factor))
         return step if step != value else value + (1 if (factor > 1) == (value > 0) else -1)
@@ -81,12 +82,12 @@ class FreshStructures:
 
     def __init__(self, tunes: int) -> None:
         self.tunes = tunes
-        self.waiting: list[_Waiting] = []
+        self.waiting: list[Waiting] = []
         self.proposals = 0
         """Tuning proposals made for waiting structures."""
 
     def next_step(self, rng: random.Random, regions_of: Callable[[str], list[str]]
-                  ) -> tuple[Candidate, list[str], list[int]] | None:
+                  ) -> tuple[Waiting, list[str]] | None:
         """For :data:`SHARE` of the calls, a compass step of the best waiting structure.
 
         Args:
@@ -95,8 +96,7 @@ class FreshStructures:
                 program without them).
 
         Returns:
-            The structure as a parent, its regions after the step and the positions
-            of the literals it moves in turn; or None.
+            The structure and its regions after the step; or None.
         """
         if not self.waiting or rng.random() >= SHARE:
             return None
@@ -120,17 +120,13 @@ class FreshStructures:
             stepped = with_numeric_literals(regions, moved)
         if entry.tunes_left <= 0:
             self.waiting.remove(entry)
-        if stepped is None:
-            return None
-        parent = Candidate(id=entry.candidate_id, seq=entry.candidate_id, island=0,
-                           parent_ids=(), operator="fresh", code=entry.code,
-                           code_hash=normalized_hash(entry.code), fitness=entry.fitness)
-        return parent, stepped, entry.literals
+        return None if stepped is None else (entry, stepped)
 
-    def made(self, proposal: Proposal, parent: Candidate, literals: list[int]) -> None:
-        """Mark ``proposal`` as a compass step of the waiting ``parent``."""
+    def made(self, proposal: Proposal, structure: Waiting) -> None:
+        """Mark ``proposal`` as a compass step of the waiting ``structure``."""
         self.proposals += 1
-        proposal.meta.update(fresh_fitness=parent.fitness, fresh_literals=list(literals))
+        proposal.meta.update(fresh_fitness=structure.fitness,
+                             fresh_literals=list(structure.literals))
 
     @staticmethod
     def mark(operator: str, before: list[str], after: list[str],
@@ -159,7 +155,7 @@ class FreshStructures:
             literals = None
         if not isinstance(literals, list) or not literals:
             return
-        self.waiting.append(_Waiting(float(child_fitness), proposal.candidate_id,
+        self.waiting.append(Waiting(float(child_fitness), proposal.candidate_id,
                                      proposal.code, self.tunes, [int(i) for i in literals]))
         if len(self.waiting) > KEPT:
             self.waiting.remove(min(self.waiting, key=lambda e: e.fitness))

@@ -253,12 +253,13 @@ class MutationProposer(Proposer):
         step = (self.fresh.next_step(rng, self._regions) if "tune" in operators
                 else None)
         if step is not None:  # a new structure's constants first (see fresh.py)
-            fresh, stepped, literals = step
+            structure, stepped = step
             code = self._render(stepped)
             if code is not None and not self._wasted(code, True, None):
                 self._remember(code)
-                stepped_proposal = Proposal(code=code, operator="tune", parent_ids=[fresh.id])
-                self.fresh.made(stepped_proposal, fresh, literals)
+                stepped_proposal = Proposal(code=code, operator="tune",
+                                            parent_ids=[structure.candidate_id])
+                self.fresh.made(stepped_proposal, structure)
                 return stepped_proposal
         allowed = self._stall_filter(operators, rng)
         made = self._propose_among(parent, inspirations, rng, allowed)
