@@ -150,7 +150,8 @@ def loaded():
 @same_worker
 def test_model_regenerates_the_stored_traces(loaded) -> None:
     """make_traces.py's recording, redone for one train sequence: the same tokens and
-    the same float16 attention and values (bit for bit on this CPU build)."""
+    the same float16 attention and values, up to the last bit: CPUs of other models run
+    other kernels (on an AMD EPYC, 0.1 % of the numbers differ by one float16 step)."""
     traces = kit.load_module(PROBLEM / "make_traces.py", "_test_kv_real_make")
     name, text = next(iter(kv_model.read_texts()["train"].items()))
     ids = loaded.tokens(text, traces.TOKENS)
@@ -162,8 +163,11 @@ def test_model_regenerates_the_stored_traces(loaded) -> None:
     for slot, layer in ((slice(0, 3), 0), (slice(15, 18), 29)):
         attn, values = recorded[layer]
         if loaded.device == "cpu":
-            assert np.array_equal(attn.astype(np.float16), stored_attn[slot])
-            assert np.array_equal(values.astype(np.float16), stored_values[slot])
+            # one float16 step at most: 2**-10 of the number, 2**-14 near zero
+            for ours, stored in ((attn, stored_attn[slot]), (values, stored_values[slot])):
+                np.testing.assert_allclose(ours.astype(np.float16).astype(np.float32),
+                                           stored.astype(np.float32), rtol=2**-10,
+                                           atol=2**-14)
         else:   # GPU kernels round differently
             np.testing.assert_allclose(attn, stored_attn[slot], atol=2e-3)
 
