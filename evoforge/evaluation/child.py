@@ -202,7 +202,9 @@ def probe(module: Any, program_path: str,
     is spread as arguments). The evaluator names the function with
     ``PROBE_FUNCTION`` (default: the first function the program defines). An input
     that makes the candidate raise hashes as the exception's type, so equal failures
-    are equal too.
+    are equal too. An evaluator's ``probe_key(output)``, if defined, maps each output to
+    what the evaluation depends on (say, the order of a priority function's scores)
+    before it is hashed; it may raise for an output the evaluation would reject.
     """
     inputs: list[Any] = ([tuple(a) for a in arguments] if arguments is not None
                          else list(module.probe_inputs()))
@@ -214,6 +216,7 @@ def probe(module: Any, program_path: str,
     except BaseException as exc:  # noqa: BLE001
         digest = hashlib.sha256(f"import:{type(exc).__name__}".encode()).hexdigest()[:32]
         return {"metrics": {}, "artifacts": {"probe_hash": digest}}
+    key = getattr(module, "probe_key", None)
     name = getattr(module, "PROBE_FUNCTION", None)
     if name is None:
         functions = [v for v in vars(program).values()
@@ -227,7 +230,8 @@ def probe(module: Any, program_path: str,
     for args in inputs:
         call_args = args if isinstance(args, tuple) else (args,)
         try:
-            _canonical(func(*call_args), parts)
+            output = func(*call_args)
+            _canonical(output if key is None else key(output), parts)
         except Exception as exc:  # noqa: BLE001 - raising is behaviour too
             parts.append(f"raise:{type(exc).__name__}")
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

@@ -261,3 +261,41 @@ def test_problem_loads_as_builtin():
     assert problem.config.maximize and problem.config.score_round == 4
     assert problem.warnings == []
 
+
+
+# ------------------------------------------------------------------ probes
+
+
+def _band_program(tmp_path: Path, lower: float, outer: str = "{}") -> str:
+    """Best fit that ranks a bin below a new one when its gap lies in a band (its scores
+    passed through ``outer``)."""
+    scores = outer.format("np.where(band, -gap - bins[-1], -gap)")
+    body = (f"gap = bins - item\n    band = (gap > {lower} * bins[-1]) & (gap < 0.2 * bins[-1])\n"
+            f"    return {scores}")
+    program = tmp_path / f"band_{lower}_{abs(hash(outer))}.py"
+    program.write_text(INITIAL.read_text().replace(
+        "return -np.arange(len(bins), dtype=float)", body))
+    return str(program)
+
+
+def test_probes_tell_programs_apart_where_they_pack_differently(tmp_path):
+    """Sizes are whole numbers: bounds with a whole gap between them pack differently
+    and must hash differently (0.05 and 0.055 of the capacity: the gap 8 at capacity
+    150); bounds without one pack alike and hash alike."""
+    from evoforge.evaluation.child import import_evaluator, probe
+
+    module, error = import_evaluator(str(PROBLEM / "evaluator.py"))
+    assert error is None
+    programs = {lower: _band_program(tmp_path, lower) for lower in (0.05, 0.0502, 0.055)}
+    hashes = {lower: probe(module, path)["artifacts"]["probe_hash"]
+              for lower, path in programs.items()}
+    train = {lower: ev.evaluate(path)["combined_score"] for lower, path in programs.items()}
+    assert train[0.05] == train[0.0502] and hashes[0.05] == hashes[0.0502]
+    assert train[0.05] != train[0.055] and hashes[0.05] != hashes[0.055]
+    # only the bin chosen counts (probe_key): a shift or a positive factor packs alike
+    # and hashes alike; a negative factor does neither
+    for outer, alike in (("2.5 * {} + bins[-1]", True), ("np.where(gap == 0, np.inf, {})", True),
+                         ("-{}", False)):
+        path = _band_program(tmp_path, 0.05, outer)
+        assert (probe(module, path)["artifacts"]["probe_hash"] == hashes[0.05]) is alike
+        assert (ev.evaluate(path)["combined_score"] == train[0.05]) is alike
