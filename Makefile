@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 LOCAL_STAMP := $(VENV)/.installed-local
-RUN_BUDGET ?= 1500
+RUN_BUDGET ?= 1000
 RUN_WORKERS ?= 2
 
 .PHONY: run test lint bench clean
