@@ -299,3 +299,12 @@ def test_probes_tell_programs_apart_where_they_pack_differently(tmp_path):
         path = _band_program(tmp_path, 0.05, outer)
         assert (probe(module, path)["artifacts"]["probe_hash"] == hashes[0.05]) is alike
         assert (ev.evaluate(path)["combined_score"] == train[0.05]) is alike
+    # one score where the loop needs one per bin fails; it must not hash like first fit,
+    # which also always chooses the first bin
+    first_fit = probe(module, str(PROBLEM / "initial_program.py"))["artifacts"]["probe_hash"]
+    too_few = tmp_path / "too_few.py"
+    too_few.write_text(INITIAL.read_text().replace(
+        "return -np.arange(len(bins), dtype=float)", "return np.zeros(1)"))
+    assert probe(module, str(too_few))["artifacts"]["probe_hash"] != first_fit
+    with pytest.raises(ValueError, match="priority returned shape"):
+        ev.evaluate(str(too_few))

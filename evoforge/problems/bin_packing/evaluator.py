@@ -256,11 +256,13 @@ the float array that ``priority`` gets.)"""
 PROBE_ITEMS = (300, 200)
 
 
-def probe_key(scores: object) -> int:
+def probe_key(scores: object) -> tuple[int, int]:
     """What a packing depends on in ``priority``'s output: the bin it chooses (the
-    highest rounded score, ties to the earliest), as the packing loop does. Programs
-    whose scores differ by a shift, a positive factor or in the bins they do not
-    choose pack alike and hash alike.
+    highest rounded score, ties to the earliest), as the packing loop does, and the
+    number of scores (the loop rejects a count other than the number of bins, so a
+    program that returns too few never hashes like one that chooses the same bin).
+    Programs whose scores differ by a shift, a positive factor or in the bins they do
+    not choose pack alike and hash alike.
 
     Raises:
         ValueError: for an output the packing loop would reject.
@@ -268,7 +270,7 @@ def probe_key(scores: object) -> int:
     values = np.asarray(scores, dtype=float)
     if values.ndim != 1 or not len(values) or np.isnan(values).any():
         raise ValueError("not a 1-d array of scores without NaN")
-    return int(np.round(values, SCORE_DECIMALS).argmax())
+    return int(np.round(values, SCORE_DECIMALS).argmax()), len(values)
 
 
 def probe_inputs() -> list[tuple[float, np.ndarray]]:
