@@ -227,6 +227,27 @@ class WorkerPool:
         self._idle: dict[tuple[Path, bool, int], list[ForkServer]] = {}
         self._all: list[ForkServer] = []
 
+    async def warm(self, job: EvalJob) -> None:
+        """Start an idle worker for ``job``'s evaluator now, unless one is idle already,
+        so that a later :meth:`run` of such a job does not wait for it.
+
+        Raises:
+            WorkerError: the worker did not start.
+        """
+        key = (job.evaluator_path, job.network, job.max_processes)
+        idle = self._idle.setdefault(key, [])
+        if any(server.alive for server in idle):
+            return
+        server = ForkServer(job.evaluator_path, network=job.network,
+                            max_processes=job.max_processes)
+        self._all.append(server)
+        try:
+            await server.start()
+        except (WorkerError, TimeoutError) as exc:
+            await server.close()
+            raise WorkerError(f"worker did not start: {exc}") from exc
+        idle.append(server)
+
     async def run(self, job: EvalJob) -> EvalOutcome:
         """Run ``job`` on an idle worker of its evaluator, starting one if needed.
 

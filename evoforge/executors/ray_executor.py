@@ -26,6 +26,9 @@ SAFETY_MARGIN = 30.0
 """Seconds past a job's timeout after which an unanswered Ray task is cancelled."""
 CANCEL_GRACE = 5.0
 """Seconds a cancelled task gets to clean up (kill its candidate) before it is killed."""
+START_TIMEOUT = 180.0
+"""Seconds a new fork-server actor may take to start (a Ray worker process that imports
+evoforge, then a fork server that imports the evaluator): not part of any job's time."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -87,6 +90,10 @@ class ForkServerHost:
         """Evaluate ``job`` on this actor's fork server (started on first use)."""
         return await self._pool.run(job)
 
+    async def warm(self, job: EvalJob) -> None:
+        """Start the fork server for ``job``'s evaluator (before the job's clock starts)."""
+        await self._pool.warm(job)
+
     async def close(self) -> None:
         """Stop the fork server (the actor is killed after)."""
         await self._pool.close()
@@ -136,9 +143,11 @@ class RayExecutor(Executor):
 
     As a safety net, a task that has not answered within the job's timeout plus
     :data:`SAFETY_MARGIN` seconds (queued or stuck) is cancelled and reported as
-    a ``timeout``. Cancelling the awaiting asyncio task cancels the Ray task:
-    first gracefully, so the worker kills the candidate's process group, then,
-    after :data:`CANCEL_GRACE` seconds, by killing the worker.
+    a ``timeout``; with ``fork`` that clock starts once a new actor and its fork
+    server are up (:data:`START_TIMEOUT`), so a slow start never eats a job's time.
+    Cancelling the awaiting asyncio task cancels the Ray task: first gracefully, so
+    the worker kills the candidate's process group, then, after
+    :data:`CANCEL_GRACE` seconds, by killing the worker.
 
     On a multi-node cluster every node must see the same files: the problem's
     folder (``evaluator.py`` and whatever it reads) must exist at the same
@@ -165,6 +174,7 @@ class RayExecutor(Executor):
 
     safety_margin: float = SAFETY_MARGIN
     cancel_grace: float = CANCEL_GRACE
+    start_timeout: float = START_TIMEOUT
 
     def __init__(self, max_workers: int = 1, address: str | None = None,
                  isolation: Literal["fork", "spawn"] = "fork") -> None:
@@ -191,6 +201,7 @@ class RayExecutor(Executor):
             ForkServerHost)
         self._actors: list[Any] = []  # every live actor, busy or idle
         self._idle: list[Any] = []
+        self._warm: set[Any] = set()  # actors whose fork server has started
 
     def _connect(self) -> None:
         ray = self._ray
@@ -257,6 +268,13 @@ class RayExecutor(Executor):
             actor = self._idle.pop() if self._idle else self._new_actor()
             if actor is None:
                 return EvalOutcome("failed", error="ray: could not start a fork-server actor")
+            if actor not in self._warm:
+                # started before the job's clock: on a loaded machine a new actor can take
+                # longer than the safety margin, and its job would time out unrun
+                failure = await self._start(actor, job)
+                if failure is not None:
+                    self._drop(actor)
+                    return failure
             healthy = False
             try:
                 outcome, healthy = await self._submit(job, lambda: actor.run.remote(job),
@@ -278,10 +296,30 @@ class RayExecutor(Executor):
         self._actors.append(actor)
         return actor
 
+    async def _start(self, actor: Any, job: EvalJob) -> EvalOutcome | None:
+        """Wait for a new actor and its fork server; None when ready, else the failure."""
+        try:
+            ref = actor.warm.remote(job)
+            future = asyncio.wrap_future(ref.future())
+        except Exception as exc:
+            return EvalOutcome("failed", error=ray_reason(exc))
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        done, _ = await asyncio.wait({future}, timeout=self.start_timeout)
+        if not done:
+            return EvalOutcome("failed", error=f"ray: the fork-server actor did not start "
+                                               f"within {self.start_timeout:g} s")
+        try:
+            future.result()
+        except Exception as exc:
+            return EvalOutcome("failed", error=ray_reason(exc))
+        self._warm.add(actor)
+        return None
+
     def _drop(self, actor: Any) -> None:
         """Kill an actor that broke or was cancelled; a new one replaces it on demand."""
         if actor in self._actors:
             self._actors.remove(actor)
+        self._warm.discard(actor)
         with contextlib.suppress(Exception):
             self._ray.kill(actor)
 
@@ -341,6 +379,7 @@ class RayExecutor(Executor):
             return
         self._closed = True
         actors, self._actors, self._idle = self._actors, [], []
+        self._warm.clear()
         if actors and self._ray.is_initialized():
             # stop each fork server cleanly (its cgroup removed), then end the actors
             with contextlib.suppress(Exception):

@@ -59,9 +59,11 @@ class ExecutorConformance:
 
     Attributes:
         timeout: the hang test's job timeout, seconds.
+        answered_at: ``time.time()`` of the last answer in :meth:`run_jobs`.
     """
 
     timeout = 3.0
+    answered_at = 0.0
 
     def make_executor(self) -> Executor:
         """A new executor under test (called inside the test's event loop)."""
@@ -88,13 +90,16 @@ class ExecutorConformance:
                        **{"timeout": 60.0, "memory_mb": 1024, **kw})  # type: ignore[arg-type]
 
     def run_jobs(self, jobs: list[EvalJob]) -> list[tuple[EvalOutcome, float]]:
-        """Each job's outcome and wall seconds, all submitted at once to one executor."""
+        """Each job's outcome and wall seconds, all submitted at once to one executor
+        (:attr:`answered_at`: the wall-clock time of the last answer)."""
+        self.answered_at = 0.0
         async def main() -> list[tuple[EvalOutcome, float]]:
             executor = self.make_executor()
 
             async def timed(job: EvalJob) -> tuple[EvalOutcome, float]:
                 start = time.monotonic()
                 outcome = await executor.evaluate(job)
+                self.answered_at = max(self.answered_at, time.time())
                 return outcome, time.monotonic() - start
 
             try:
@@ -128,9 +133,11 @@ class ExecutorConformance:
 
     def test_hang_times_out_and_leaves_nothing(self, evaluator: Path, pid_file: Path) -> None:
         body = _record_pids(pid_file) + "    while True:\n        pass\n"
-        [(outcome, seconds)] = self.run_jobs([self.job(evaluator, body, timeout=self.timeout)])
+        [(outcome, _)] = self.run_jobs([self.job(evaluator, body, timeout=self.timeout)])
         assert outcome.status == "timeout", outcome.error
-        assert seconds < self.timeout + GRACE
+        # timed from the candidate's start (its pid file): starting a worker (a new Ray
+        # actor on a loaded 2-core machine: tens of seconds) is not the time limit's part
+        assert self.answered_at - pid_file.stat().st_mtime < self.timeout + GRACE
         pids = [int(p) for p in pid_file.read_text().split()]
         assert self.wait_gone(pids) == []
 

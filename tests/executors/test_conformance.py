@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,21 @@ class TestRayExecutor(ExecutorConformance):
         from evoforge.executors.ray_executor import RayExecutor
 
         return RayExecutor(2)
+
+    def test_a_new_actor_starts_before_the_job_clock(self, tmp_path: Path) -> None:
+        """No safety margin: the job gets its own timeout only, and a new actor's start
+        (a Ray worker, then its fork server, which imports the evaluator: here a slow
+        import) is not taken out of it."""
+        from evoforge.executors.ray_executor import RayExecutor
+        from evoforge.testing.conformance_executor import EVALUATOR
+
+        evaluator = tmp_path / "evaluator.py"
+        evaluator.write_text("import time\ntime.sleep(2.0)\n" + EVALUATOR)
+        executor = RayExecutor(2)
+        executor.safety_margin = 0.0
+        self.make_executor = lambda: executor  # type: ignore[method-assign]
+        [(outcome, seconds)] = self.run_jobs([self.job(evaluator, "    return 1.5\n",
+                                                       timeout=1.0)])
+        assert outcome.status == "ok", (outcome.error, seconds)
+        assert outcome.metrics == {"combined_score": 1.5}
+        assert seconds > 2.0  # the import was waited for
