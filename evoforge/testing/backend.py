@@ -61,6 +61,10 @@ class FunctionBackend:
         """Every label it serves."""
         return list(self.models)
 
+    def seconds_until_available(self) -> float:
+        """Always 0: its models are never benched."""
+        return 0.0
+
     def stats(self) -> dict[str, dict[str, Any]]:
         """Requests per model."""
         out: dict[str, dict[str, Any]] = {m: {"requests": 0} for m in self.models}

@@ -60,6 +60,12 @@ class Backend:
         remote = self.client.available_models() if self.client is not None else []
         return remote + list(self.local)
 
+    def seconds_until_available(self) -> float:
+        """Seconds until a model can be asked again (0 when one can now)."""
+        if self.local or self.client is None:
+            return 0.0
+        return self.client.seconds_until_available()
+
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per-model request statistics (requests, failures, retries, tokens, cost)."""
         out = dict(self.client.stats()) if self.client is not None else {}

@@ -3,7 +3,8 @@
 One ``AsyncOpenAI`` client per model (the SDK's own retries are off; this module
 retries with exponential backoff and full jitter, honouring ``Retry-After``).
 A model that keeps failing is benched for a while so the proposer can use the
-others; ``check()`` fails fast at start on a missing key or a dead endpoint.
+others (or wait for it, when it is the only one; a model benched ``down_after`` times in
+a row is not waited for); ``check()`` fails fast at start on a missing key or a dead endpoint.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class _ModelState:
     loop: asyncio.AbstractEventLoop | None = None  # the loop the client and semaphore serve
     consecutive_failures: int = 0
     benched_until: float | None = None
+    benches: int = 0  # benches in a row, without a successful call between them
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +73,9 @@ class LLMClient:
     ``retries`` the retries, ``prompt_tokens``/``completion_tokens`` the tokens of
     successful calls and ``cost`` their dollars (None when prices are unknown).
     """
+
+    down_after = 3
+    """Benches in a row (no success between) that make a model down: not waited for."""
 
     def __init__(
         self,
@@ -170,6 +175,19 @@ class LLMClient:
         """
         return [label for label, state in self._states.items() if not self._benched(state)]
 
+    def seconds_until_available(self) -> float:
+        """Seconds until a model can be asked again: 0 when one is not benched now.
+
+        Returns:
+            The rest of the shortest bench when every model is benched, else 0.
+        """
+        if self.available_models():
+            return 0.0
+        # a model benched again and again is down: not worth waiting for
+        ends = [s.benched_until for s in self._states.values()
+                if s.benched_until is not None and s.benches < self.down_after]
+        return max(min(ends) - self._clock(), 0.0) if ends else 0.0
+
     def stats(self) -> dict[str, dict[str, Any]]:
         """Counters per model label.
 
@@ -247,6 +265,7 @@ class LLMClient:
                 continue
             break
         state.consecutive_failures = 0
+        state.benches = 0
         completion.model = model_label
         completion.retries = retries
         completion.seconds = time.perf_counter() - started
@@ -329,6 +348,7 @@ class LLMClient:
         state.consecutive_failures += 1
         if state.consecutive_failures >= self.bench_after:
             state.consecutive_failures = 0
+            state.benches += 1
             state.benched_until = self._clock() + self.bench_seconds
 
     def _backoff(self, retries_so_far: int, retry_after: float | None) -> float:

@@ -17,6 +17,7 @@ soon as its block is complete.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections import deque
@@ -76,6 +77,9 @@ class ChatBackend(Protocol):
 
     def available_models(self) -> list[str]:
         """Model labels that are not benched."""
+
+    def seconds_until_available(self) -> float:
+        """Seconds until a benched model can be asked again (0 when one can now)."""
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per-model request statistics."""
@@ -193,7 +197,7 @@ class LLMProposer(Proposer):
         donors = [c for c in inspirations if c.id != parent.id and c.code != parent.code]
         allowed = [a for a in self.arms
                    if donors or a not in ("crossover", "llm:crossover")]
-        models = [m for m in self.backend.available_models() if m in self.specs]
+        models = await self._models(model_free=any(not a.startswith("llm:") for a in allowed))
         if not models:
             allowed = [a for a in allowed if not a.startswith("llm:")]
         if not allowed:
@@ -205,6 +209,17 @@ class LLMProposer(Proposer):
         model = self.models.select(rng, models)
         other = rng.choice(donors) if arm == "llm:crossover" else None
         return await self._ask(arm, model, parent, inspirations, other, rng)
+
+    async def _models(self, *, model_free: bool) -> list[str]:
+        """The models that can be asked now; with every model benched and no model-free
+        arm to fall back on, waits for the first to return rather than proposing
+        nothing (a run of nothing-proposals would end the run as stalled)."""
+        while True:
+            models = [m for m in self.backend.available_models() if m in self.specs]
+            wait = 0.0 if models or model_free else self.backend.seconds_until_available()
+            if wait <= 0.0:
+                return models
+            await asyncio.sleep(wait + 0.01)
 
     async def _ask(self, arm: str, model: str, parent: Candidate,
                    inspirations: list[Candidate], other: Candidate | None,
