@@ -234,13 +234,10 @@ class WorkerPool:
         Raises:
             WorkerError: the worker did not start.
         """
-        key = (job.evaluator_path, job.network, job.max_processes)
-        idle = self._idle.setdefault(key, [])
+        idle = self._idle.setdefault(self._key(job), [])
         if any(server.alive for server in idle):
             return
-        server = ForkServer(job.evaluator_path, network=job.network,
-                            max_processes=job.max_processes)
-        self._all.append(server)
+        server = self._new_server(job)
         try:
             await server.start()
         except (WorkerError, TimeoutError) as exc:
@@ -248,23 +245,31 @@ class WorkerPool:
             raise WorkerError(f"worker did not start: {exc}") from exc
         idle.append(server)
 
+    @staticmethod
+    def _key(job: EvalJob) -> tuple[Path, bool, int]:
+        return (job.evaluator_path, job.network, job.max_processes)
+
+    def _new_server(self, job: EvalJob) -> ForkServer:
+        """A new worker for ``job``'s evaluator, kept for :meth:`close` (not started)."""
+        server = ForkServer(job.evaluator_path, network=job.network,
+                            max_processes=job.max_processes)
+        self._all.append(server)
+        return server
+
     async def run(self, job: EvalJob) -> EvalOutcome:
         """Run ``job`` on an idle worker of its evaluator, starting one if needed.
 
         A worker that breaks (its evaluator import hangs, or the candidate kills
         it) is replaced; the job is then a failed candidate with the reason.
         """
-        key = (job.evaluator_path, job.network, job.max_processes)
-        idle = self._idle.setdefault(key, [])
+        idle = self._idle.setdefault(self._key(job), [])
         server = idle.pop() if idle else None
         start = time.monotonic()
         try:
             if server is not None and not server.alive:
                 await server.close()  # its candidate killed it after it reported
             if server is None or not server.alive:
-                server = ForkServer(job.evaluator_path, network=job.network,
-                                    max_processes=job.max_processes)
-                self._all.append(server)
+                server = self._new_server(job)
                 await server.start()
             outcome = await server.run(job)
         except (WorkerError, TimeoutError) as exc:

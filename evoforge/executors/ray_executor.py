@@ -201,7 +201,6 @@ class RayExecutor(Executor):
             ForkServerHost)
         self._actors: list[Any] = []  # every live actor, busy or idle
         self._idle: list[Any] = []
-        self._warm: set[Any] = set()  # actors whose fork server has started
 
     def _connect(self) -> None:
         ray = self._ray
@@ -265,10 +264,13 @@ class RayExecutor(Executor):
             job = dataclasses.replace(job, evaluator_path=job.evaluator_path.resolve())
         if self.isolation == "fork":
             # the semaphore caps concurrency at max_workers: an idle actor or a new one
-            actor = self._idle.pop() if self._idle else self._new_actor()
-            if actor is None:
-                return EvalOutcome("failed", error="ray: could not start a fork-server actor")
-            if actor not in self._warm:
+            if self._idle:
+                actor = self._idle.pop()  # idle actors have run a job: they are up
+            else:
+                actor = self._new_actor()
+                if actor is None:
+                    return EvalOutcome("failed",
+                                       error="ray: could not start a fork-server actor")
                 # started before the job's clock: on a loaded machine a new actor can take
                 # longer than the safety margin, and its job would time out unrun
                 failure = await self._start(actor, job)
@@ -312,14 +314,12 @@ class RayExecutor(Executor):
             future.result()
         except Exception as exc:
             return EvalOutcome("failed", error=ray_reason(exc))
-        self._warm.add(actor)
         return None
 
     def _drop(self, actor: Any) -> None:
         """Kill an actor that broke or was cancelled; a new one replaces it on demand."""
         if actor in self._actors:
             self._actors.remove(actor)
-        self._warm.discard(actor)
         with contextlib.suppress(Exception):
             self._ray.kill(actor)
 
@@ -379,7 +379,6 @@ class RayExecutor(Executor):
             return
         self._closed = True
         actors, self._actors, self._idle = self._actors, [], []
-        self._warm.clear()
         if actors and self._ray.is_initialized():
             # stop each fork server cleanly (its cgroup removed), then end the actors
             with contextlib.suppress(Exception):
