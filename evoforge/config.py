@@ -91,6 +91,17 @@ class ArchiveConfig(_Model):
         "the worst best (never the best's own) is emptied and reseeded with the initial "
         "program, taking no migrants for as many evaluations again (0: off)"
     )
+    exhausted_avoidance: float = Field(
+        2.0, ge=0, description="how strongly parents whose recent children were mostly "
+        "wasted (functional or exact duplicates, rejected, failed, timed out) are avoided: "
+        "a drawn parent with at least 8 recorded children is kept with probability "
+        "(1 - its share of wasted children) ** this, at least 0.05, else drawn again "
+        "(up to 4 draws); 0 keeps every parent"
+    )
+    exhausted_window: int = Field(
+        20, ge=1, description="how many of a parent's most recent children its share of "
+        "wasted children covers (exhausted_avoidance)"
+    )
 
 
 class MutationConfig(_Model):

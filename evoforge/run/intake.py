@@ -124,7 +124,7 @@ class Intake:
         """
         state = self.state
         island = (state.next_seq + ahead) % state.config.database.num_islands
-        parent = state.archive.sample_parent(island, rng)
+        parent = state.exhaustion.draw(lambda: state.archive.sample_parent(island, rng), rng)
         return island, parent, state.archive.inspirations(island, parent, rng)
 
     def propose(self, rng: random.Random) -> Pending | None:
@@ -165,12 +165,14 @@ class Intake:
         if cand.status == Status.DUPLICATE:
             self._not_evaluated(proposal, parent, rejected=False)
             return None
-        self.idle = 0
+        # idle is reset once a proposal is evaluated: a functional duplicate found by
+        # the probe gives nothing to evaluate either (the loop counts it, see _finish)
         return Pending(cand, parent.fitness, proposal)
 
     def _not_evaluated(self, proposal: Proposal, parent: Candidate, *,
                        rejected: bool) -> None:
         self.idle += 1
+        self.state.exhaustion.child(parent.id, wasted=True)
         p = self.state.progress
         if rejected:
             p.rejected += 1

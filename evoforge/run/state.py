@@ -16,6 +16,7 @@ from evoforge.candidate import Candidate, Status
 from evoforge.config import RunConfig
 from evoforge.proposers.base import ProposalFilter, Proposer
 from evoforge.run.events import Progress
+from evoforge.run.exhaustion import Exhaustion
 from evoforge.run.objective import error_text
 from evoforge.run.report import evaluated_of
 from evoforge.storage.base import RunRecord, Storage
@@ -48,6 +49,7 @@ class RunState:
         next_seq: the seq the next proposal of this process gets.
         requeue: pending candidates to evaluate before anything new.
         cost_spent, tokens_spent: what the models cost the run so far.
+        exhaustion: per parent, whether its recent children were wasted.
     """
 
     def __init__(self, config: RunConfig, features: FeatureSpace, budget: int,
@@ -66,6 +68,8 @@ class RunState:
         self.requeue: list[Candidate] = []
         self.cost_spent = 0.0
         self.tokens_spent = 0
+        self.exhaustion = Exhaustion(config.database.exhausted_avoidance,
+                                     config.database.exhausted_window)
         # set by a fast restore: hashes not in memory are looked up in this storage
         self._lookup: tuple[Storage, int] | None = None
         # an ok candidate with a nonzero score, and one with a zero score (for the

@@ -45,7 +45,8 @@ def write_problem(folder: Path, program: str, evaluator: str = VALUE_EVALUATOR,
 def run_problem(folder: Path, db: Path, *, budget: int,
                 proposer: Callable[[Problem], Proposer] | None = None,
                 seed: int | None = None, workers: int = 1,
-                mutation: dict[str, Any] | None = None) -> tuple[SQLStorage, int, Evolution]:
+                mutation: dict[str, Any] | None = None,
+                database: dict[str, Any] | None = None) -> tuple[SQLStorage, int, Evolution]:
     """Run the problem in ``folder`` for ``budget`` evaluations on local workers.
 
     Args:
@@ -56,6 +57,7 @@ def run_problem(folder: Path, db: Path, *, budget: int,
         seed: the run's seed (default: the problem's config).
         workers: concurrent evaluations.
         mutation: overrides of the config's ``mutation`` section.
+        database: overrides of the config's ``database`` section.
 
     Returns:
         The storage, the run's id and the finished :class:`Evolution`; its executor is
@@ -65,9 +67,10 @@ def run_problem(folder: Path, db: Path, *, budget: int,
     storage = SQLStorage(str(db))
     record = create_run(storage, problem, budget=budget, seed=seed)
     config = RunConfig.model_validate(record.config)
-    if mutation:
-        config = config.model_copy(
-            update={"mutation": config.mutation.model_copy(update=mutation)})
+    for section, overrides in (("mutation", mutation), ("database", database)):
+        if overrides:
+            config = config.model_copy(update={
+                section: getattr(config, section).model_copy(update=overrides)})
     evo = Evolution(problem, storage, record, LocalExecutor(workers), config,
                     proposer=proposer(problem) if proposer is not None else None)
 
