@@ -300,12 +300,10 @@ class RayExecutor(Executor):
 
     async def _start(self, actor: Any, job: EvalJob) -> EvalOutcome | None:
         """Wait for a new actor and its fork server; None when ready, else the failure."""
-        try:
-            ref = actor.warm.remote(job)
-            future = asyncio.wrap_future(ref.future())
-        except Exception as exc:
-            return EvalOutcome("failed", error=ray_reason(exc))
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        launched = self._launch(lambda: actor.warm.remote(job))
+        if isinstance(launched, EvalOutcome):
+            return launched
+        _, future = launched
         done, _ = await asyncio.wait({future}, timeout=self.start_timeout)
         if not done:
             return EvalOutcome("failed", error=f"ray: the fork-server actor did not start "
@@ -315,6 +313,18 @@ class RayExecutor(Executor):
         except Exception as exc:
             return EvalOutcome("failed", error=ray_reason(exc))
         return None
+
+    @staticmethod
+    def _launch(submit: Any) -> tuple[Any, asyncio.Future[Any]] | EvalOutcome:
+        """Submit one Ray call: its object ref and an asyncio future, or the failure."""
+        try:
+            ref = submit()
+            future = asyncio.wrap_future(ref.future())
+        except Exception as exc:
+            return EvalOutcome("failed", error=ray_reason(exc))
+        # an abandoned future's exception must not be reported as never retrieved
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return ref, future
 
     def _drop(self, actor: Any) -> None:
         """Kill an actor that broke or was cancelled; a new one replaces it on demand."""
@@ -327,13 +337,10 @@ class RayExecutor(Executor):
                       actor: Any) -> tuple[EvalOutcome, bool]:
         """Submit and await one Ray call; the outcome, and whether the actor is reusable."""
         start = time.monotonic()
-        try:
-            ref = submit()
-            future = asyncio.wrap_future(ref.future())
-        except Exception as exc:
-            return EvalOutcome("failed", error=ray_reason(exc)), False
-        # an abandoned future's exception must not be reported as never retrieved
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        launched = self._launch(submit)
+        if isinstance(launched, EvalOutcome):
+            return launched, False
+        ref, future = launched
         try:
             done, _ = await asyncio.wait({future}, timeout=job.timeout + self.safety_margin)
         except asyncio.CancelledError:
