@@ -11,7 +11,6 @@ out) and lets :meth:`~evoforge.run.intake.Intake.select` draw such a parent less
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable
 
 from evoforge.candidate import Candidate
@@ -19,7 +18,7 @@ from evoforge.candidate import Candidate
 __all__ = ["Exhaustion"]
 
 MIN_CHILDREN = 8
-"""Outcomes a parent needs before its share of wasted children counts."""
+"""Outcomes a parent needs before its share of wasted children counts (at most the window)."""
 
 FLOOR = 0.05
 """The lowest probability of keeping a drawn parent: none is ruled out."""
@@ -40,24 +39,27 @@ class Exhaustion:
     def __init__(self, power: float, window: int) -> None:
         self.power = power
         self.window = window
-        self._children: dict[int, deque[bool]] = {}
+        # parent id -> (the last outcomes as bits, newest lowest, 1 = wasted; how many):
+        # two small ints per parent, where a deque each would cost a run of a million
+        # candidates most of a gigabyte
+        self._children: dict[int, tuple[int, int]] = {}
+        self._mask = (1 << window) - 1
         self.redrawn = 0  # draws given up because of their parent's share
 
     def child(self, parent_id: int, wasted: bool) -> None:
         """Record one child's outcome for its parent."""
         if self.power <= 0:
             return
-        record = self._children.get(parent_id)
-        if record is None:
-            record = self._children[parent_id] = deque(maxlen=self.window)
-        record.append(wasted)
+        bits, count = self._children.get(parent_id, (0, 0))
+        self._children[parent_id] = (((bits << 1) | wasted) & self._mask,
+                                     min(count + 1, self.window))
 
     def share(self, parent_id: int) -> float | None:
         """The parent's share of wasted children among its recent ones, or None (too few)."""
-        record = self._children.get(parent_id)
-        if record is None or len(record) < MIN_CHILDREN:
+        bits, count = self._children.get(parent_id, (0, 0))
+        if count < min(MIN_CHILDREN, self.window):
             return None
-        return sum(record) / len(record)
+        return bits.bit_count() / count
 
     def draw(self, sample: Callable[[], Candidate], rng: random.Random) -> Candidate:
         """A parent from ``sample``, drawn again (up to :data:`MAX_DRAWS`) when used up."""

@@ -37,6 +37,13 @@ def test_the_share_covers_only_the_recent_window() -> None:
     for _ in range(10):
         ex.child(1, wasted=False)
     assert ex.share(1) == 0.0
+    for _ in range(3):
+        ex.child(1, wasted=True)
+    assert ex.share(1) == pytest.approx(0.3)
+    small = Exhaustion(2.0, window=4)  # a window under MIN_CHILDREN still counts
+    for wasted in (True, True, False, True, True):
+        small.child(1, wasted=wasted)
+    assert small.share(1) == pytest.approx(0.75)
 
 
 def test_a_used_up_parent_is_drawn_less_but_never_ruled_out() -> None:
