@@ -171,11 +171,12 @@ class Evolution:
             self.sync.fitness[base.id] = verdict.fitness
         self.storage.finish_candidate(base.id, **verdict.stored())
         p = state.progress
-        if pending.proposal is not None and base.parent_ids:
-            state.exhaustion.child(base.parent_ids[0], wasted=verdict.status != Status.OK)
+        proposed = pending.proposal is not None and base.parent_ids
+        self.intake.outcome(base.parent_ids[0] if proposed else None,
+                            evaluated=verdict.status != Status.DUPLICATE,
+                            wasted=verdict.status != Status.OK)
         if verdict.status == Status.DUPLICATE:  # functional: not an evaluation
             p.duplicates += 1
-            self.intake.idle += 1  # a run that only makes these stalls, it does not spin
             if pending.proposal is not None:
                 self.proposer.feedback(pending.proposal, pending.parent_fitness, None)
             self.events.progress(p)
@@ -184,7 +185,6 @@ class Evolution:
             state.func_hashes.setdefault(verdict.functional_hash, base.id)
         cand = verdict.applied_to(base)
         p.own += 1
-        self.intake.idle = 0
         previous_best = state.best
         state.admit(cand)
         if pending.proposal is not None:

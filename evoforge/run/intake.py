@@ -165,14 +165,20 @@ class Intake:
         if cand.status == Status.DUPLICATE:
             self._not_evaluated(proposal, parent, rejected=False)
             return None
-        # idle is reset once a proposal is evaluated: a functional duplicate found by
-        # the probe gives nothing to evaluate either (the loop counts it, see _finish)
+        # idle is reset once a proposal is evaluated (see outcome): a functional
+        # duplicate found by the probe gives nothing to evaluate either
         return Pending(cand, parent.fitness, proposal)
+
+    def outcome(self, parent_id: int | None, *, evaluated: bool, wasted: bool) -> None:
+        """Count how a proposal ended: idle unless it was evaluated (only an evaluation
+        ends a run of idle proposals), and a wasted child or not of ``parent_id``."""
+        self.idle = 0 if evaluated else self.idle + 1
+        if parent_id is not None:
+            self.state.exhaustion.child(parent_id, wasted=wasted)
 
     def _not_evaluated(self, proposal: Proposal, parent: Candidate, *,
                        rejected: bool) -> None:
-        self.idle += 1
-        self.state.exhaustion.child(parent.id, wasted=True)
+        self.outcome(parent.id, evaluated=False, wasted=True)
         p = self.state.progress
         if rejected:
             p.rejected += 1
