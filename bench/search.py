@@ -134,6 +134,7 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
         "functional": functional, "simplified": simplified,
         "avoided": stats.get("avoided"), "cmaes": stats.get("cmaes"),
         "stall": stats.get("stall"), "operators": operators,
+        "parents_redrawn": summary.get("parents_redrawn"),
         "baselines": {k: v.get("test") for k, v in (summary.get("baselines") or {}).items()},
         "initial_test": (summary.get("test") or {}).get("initial"),
         "direction": config.objective.direction,
@@ -353,7 +354,9 @@ def main() -> None:
                 result = runner(name, args.budget, seed)
                 row[method].append(result)
                 print(f"{name} {method} seed {seed}: {time.perf_counter() - start:.0f} s, "
-                      f"test {result['tests']}, waste {100 * result['waste']:.1f}%",
+                      f"test {result['tests']}, waste {100 * result['waste']:.1f}%"
+                      + (f", parents drawn again {result['parents_redrawn']}"
+                         if result.get("parents_redrawn") is not None else ""),
                       flush=True)
                 args.json.parent.mkdir(parents=True, exist_ok=True)  # partial results survive
                 args.json.write_text(json.dumps([*rows, row], indent=2))

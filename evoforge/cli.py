@@ -281,6 +281,9 @@ def status(
         console.print(f"functional hashing: {fh['hits']} of {fh['probed']} probed candidates "
                       f"reused a result ({100 * fh['hit_rate']:.1f}%), "
                       f"{fh['seconds_saved']:.1f} s of evaluation saved")
+    if info["parents_redrawn"]:
+        console.print(f"parents drawn again: {info['parents_redrawn']} (most of their "
+                      "recent children were wasted; database.exhausted_avoidance)")
     if info["test"]:
         console.print(f"test split: best {_fmt(info['test'].get('best'))}, initial "
                       f"{_fmt(info['test'].get('initial'))}")

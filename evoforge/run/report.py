@@ -102,6 +102,7 @@ def run_report(store: Storage, record: RunRecord) -> dict[str, Any]:
         "test": summary.get("test"),
         "baselines": summary.get("baselines"),
         "stop_reason": summary.get("stop_reason"),
+        "parents_redrawn": summary.get("parents_redrawn"),
         "functional_hashing": store.functional_stats(record.id),
         "rejected": counts.get(Status.REJECTED, 0),
         "models": model_table(store, record),

@@ -153,6 +153,10 @@ async def _summarize(evo: Evolution, result: RunResult) -> dict[str, Any]:
     summary["best_id"] = best.id if best else None
     summary["best_score"] = best.score if best else None
     summary["initial_score"] = initial.score if initial else None
+    # parent draws given up because most of the parent's recent children were wasted
+    # (database.exhausted_avoidance), over the sessions that reached this summary
+    summary["parents_redrawn"] = (int(summary.get("parents_redrawn") or 0)
+                                  + evo.state.exhaustion.redrawn)
     if result.stop_reason == "interrupted":
         return summary
     test: dict[str, Any] = dict(summary.get("test") or {})

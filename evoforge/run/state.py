@@ -19,6 +19,7 @@ from evoforge.run.events import Progress
 from evoforge.run.exhaustion import Exhaustion
 from evoforge.run.objective import error_text
 from evoforge.run.report import evaluated_of
+from evoforge.run.simplify import SIMPLIFY
 from evoforge.storage.base import RunRecord, Storage
 
 __all__ = ["RESTORED_ELITES", "REPLAY_LIMIT", "RunState"]
@@ -170,8 +171,11 @@ class RunState:
 
         Up to :data:`REPLAY_LIMIT` evaluated candidates, every one is replayed, the
         archive's migrations with their own seeded stream, so a resumed run has the
-        islands an uninterrupted one had. Beyond, the archive restarts from the run's
-        best :data:`RESTORED_ELITES` and the initial program (see :meth:`holder`).
+        islands an uninterrupted one had, and each parent's record of wasted children
+        (:class:`~evoforge.run.exhaustion.Exhaustion`) is rebuilt in the order of the
+        proposals. Beyond, the archive restarts from the run's best
+        :data:`RESTORED_ELITES` and the initial program (see :meth:`holder`), and the
+        records of wasted children start empty.
         """
         counts = storage.counts(run.id)
         p = self.progress
@@ -196,6 +200,9 @@ class RunState:
             if cand.status == Status.PENDING:
                 self.requeue.append(cand)
                 continue
+            if cand.parent_ids and cand.operator != SIMPLIFY:
+                # as the loop recorded it: each proposal's outcome for its first parent
+                self.exhaustion.child(cand.parent_ids[0], wasted=cand.status != Status.OK)
             if cand.status in (Status.DUPLICATE, Status.REJECTED):
                 continue
             for check in self.filters:

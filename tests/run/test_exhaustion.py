@@ -132,3 +132,78 @@ def test_a_run_of_only_functional_duplicates_stalls(tmp_path: Path,
     assert evo.stop_reason is not None and evo.stop_reason.startswith("stalled")
     cands = list(storage.iter_candidates(run_id))
     assert [c.status for c in cands[1:]] == [Status.DUPLICATE] * 15
+
+
+def test_a_resumed_run_rebuilds_the_records_of_wasted_children(tmp_path: Path) -> None:
+    """The records are replayed from storage on resume, as the loop made them."""
+    from evoforge.config import RunConfig
+    from evoforge.run.state import RunState
+
+    made: list[_Proposer] = []
+
+    def proposer(problem):  # type: ignore[no-untyped-def]
+        made.append(_Proposer(problem.template))
+        return made[0]
+
+    storage, run_id, evo = run_problem(
+        FIXTURES / "cascade_probe", tmp_path / "run.db", budget=30, seed=1,
+        proposer=proposer, database={"exhausted_avoidance": 2.0})
+    live = evo.state.exhaustion
+    record = storage.get_run(evo.run.name)
+    assert record is not None
+    config = RunConfig.model_validate(record.config)
+    resumed = RunState(config, evo.state.features, 30, [])
+    assert resumed.exhaustion.share(evo.state.initial.id) is None  # type: ignore[union-attr]
+    resumed.restore(storage, record, made[0])
+    parents = {c.parent_ids[0] for c in storage.iter_candidates(run_id) if c.parent_ids}
+    assert len(parents) > 1
+    for parent in parents:
+        assert resumed.exhaustion.share(parent) == live.share(parent), parent
+    initial_share = resumed.exhaustion.share(evo.state.initial.id)  # type: ignore[union-attr]
+    assert initial_share is not None and initial_share > 0.9
+
+
+def test_the_draws_given_up_are_reported(tmp_path: Path) -> None:
+    """The run's summary, ``evoforge status`` and its JSON say how many parent draws the
+    rule gave up; a resumed session adds its own."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from evoforge.run.events import RunResult
+    from evoforge.run.report import run_report
+    from evoforge.run.service import _summarize
+
+    made: list[_Proposer] = []
+
+    def proposer(problem):  # type: ignore[no-untyped-def]
+        made.append(_Proposer(problem.template))
+        return made[0]
+
+    db = tmp_path / "run.db"
+    storage, run_id, evo = run_problem(
+        FIXTURES / "cascade_probe", db, budget=30, seed=1,
+        proposer=proposer, database={"exhausted_avoidance": 2.0})
+    redrawn = evo.state.exhaustion.redrawn
+    assert redrawn > 0
+    result = RunResult(stop_reason="budget", progress=evo.state.progress,
+                       best=evo.state.best, initial=evo.state.initial)
+
+    async def summarize() -> dict:  # type: ignore[type-arg]
+        try:
+            return await _summarize(evo, result)
+        finally:
+            await evo.executor.close()  # scoring on the test split restarts workers
+
+    summary = asyncio.run(summarize())
+    assert summary["parents_redrawn"] == redrawn
+    storage.update_run(run_id, summary=summary)
+    record = storage.get_run(evo.run.name)
+    assert record is not None
+    assert run_report(storage, record)["parents_redrawn"] == redrawn
+    proc = subprocess.run([sys.executable, "-m", "evoforge", "status", "--storage", str(db)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"parents drawn again: {redrawn}" in proc.stdout
+    evo.run = record  # a later session's summary starts from the stored one
+    assert asyncio.run(summarize())["parents_redrawn"] == 2 * redrawn
