@@ -9,6 +9,7 @@ from __future__ import annotations
 from evoforge.candidate import Candidate, Status
 from evoforge.problem.blocks import BlockError, Template, extract_regions
 from evoforge.proposers.mutation.operators import statement_deletions
+from evoforge.proposers.mutation.proposer import names_bound_outside
 
 SIMPLIFY = "simplify"
 
@@ -55,7 +56,9 @@ class Simplifier:
         except BlockError:
             self._queue = []
             return
-        self._queue = [self.template.render(r) for r in statement_deletions(regions)]
+        outside = names_bound_outside(self.template, base.code)
+        self._queue = [self.template.render(r)
+                       for r in statement_deletions(regions, outside)]
 
     def observe(self, cand: Candidate) -> None:
         """An evaluated candidate: count it; continue from a deletion that changed nothing."""

@@ -102,3 +102,19 @@ def test_no_warning_when_matplotlib_is_missing() -> None:
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_an_int_literal_at_zero_is_tuned_too() -> None:
+    """An int's step is scaled by at least 1: a switch such as ``ROUNDS = 0`` moves (it
+    stayed 0 when the step was 0.1 times the solution's entry)."""
+    rng = random.Random(3)
+    tuner = CMATuner()
+    parent = _candidate(1, "ROUNDS = 0\nrate = 0.5\n", 1.0)
+    rounds = set()
+    for _ in range(3):
+        batch = _generation(tuner, parent, rng)
+        for regions, meta in batch:
+            rounds.add(numeric_literals(regions)[0])
+            tuner.tell(meta, 1.0 + 0.1 * numeric_literals(regions)[0])
+    assert rounds - {0}, rounds
+    assert all(isinstance(r, int) for r in rounds)

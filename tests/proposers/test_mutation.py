@@ -328,7 +328,9 @@ def test_names_bound_outside() -> None:
     assert not {"a", "b", "total", "k"} & names
     template = _template("binpack")
     names = names_bound_outside(template, template.source)
-    assert {"np", "solve", "items", "capacity"} <= names
+    assert {"np", "solve"} <= names
+    # the parameters and locals of a fixed function are not visible to the region
+    assert not {"items", "capacity", "fits"} & names
     assert "priority" not in names  # defined inside the region
     assert names_bound_outside(template, "not a rendering") == set()
 
@@ -747,6 +749,26 @@ def test_tune_changes_all_literals_with_a_large_step() -> None:
         if all(a != b for a, b in zip(after, [10, 0.0, -2.5, 300], strict=True)):
             changed_all += 1
     assert changed_all >= 0.8 * len(SEEDS)
+
+
+def test_tune_moves_small_ints_now_and_then_and_without_bias() -> None:
+    """Ints round at random: at sigma 0.1 a 0 still moves (it never did, rounded to the
+    nearest), and an int moves by the step on average."""
+    template = parse_blocks("# EVOLVE-BLOCK-START\nROUNDS = 0\nCOUNT = 8\n"
+                            "# EVOLVE-BLOCK-END\n")
+    zero_moved, count_moves = 0, []
+    for seed in range(2000):
+        result = OPERATORS["tune"](list(template.regions),
+                                   OpContext(rng=random.Random(seed), sigma=0.1))
+        # None: nothing moved
+        rounds, count = _region_literals(result) if result is not None else (0, 8)
+        assert isinstance(rounds, int) and isinstance(count, int)
+        zero_moved += rounds != 0
+        count_moves.append(count - 8)
+    # E|step| = 0.1 * sqrt(2 / pi) = 0.08 for the 0
+    assert 0.05 < zero_moved / 2000 < 0.11, zero_moved
+    assert abs(sum(count_moves) / 2000) < 0.1  # unbiased (step sd 0.8)
+    assert 0.4 < sum(m != 0 for m in count_moves) / 2000 < 0.8
 
 
 def test_tune_step_scales_with_sigma() -> None:

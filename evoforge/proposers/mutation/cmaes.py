@@ -55,7 +55,8 @@ class _Strategy:
     def value_of(self, z: Any) -> list[int | float]:
         out: list[int | float] = []
         for start, step in zip(self.start, z, strict=True):
-            moved = start + float(step) * max(abs(start), 0.1)
+            # an int's grain is 1: scaled by |x| alone, a literal 0 would never move
+            moved = start + float(step) * max(abs(start), 1 if isinstance(start, int) else 0.1)
             if isinstance(start, int):
                 out.append(int(round(moved)) if math.isfinite(moved) else start)
             else:

@@ -346,8 +346,12 @@ def _crossover_options(regions: list[str], theirs: list[_Region], kind: str, i: 
 def op_tune(regions: list[str], ctx: OpContext) -> list[str] | None:
     """Move every numeric literal at once: ``x + sigma * max(|x|, 0.1) * N(0, 1)``.
 
-    Ints are rounded and stay ints; floats keep 6 significant digits; bools are
-    not numbers here. Returns None when the regions have no numeric literal.
+    Ints move by ``sigma * max(|x|, 1) * N(0, 1)``, rounded at random (up with the
+    probability of the fraction) so that they stay ints: a step much smaller than 1
+    still moves an int now and then, by the step on average (rounded to the nearest,
+    ``0``, ``1`` and ``2`` would never move at the usual sigma, and a switch such as
+    ``ROUNDS = 0`` would stay off). Floats keep 6 significant digits; bools are not
+    numbers here. Returns None when the regions have no numeric literal.
     """
     parsed = _parse_all(regions)
     sites: list[tuple[_Slot, int | float]] = []
@@ -357,14 +361,16 @@ def op_tune(regions: list[str], ctx: OpContext) -> list[str] | None:
     if not sites:
         return None
     for slot, value in sites:
+        whole = isinstance(value, int)
         try:
-            step = ctx.sigma * max(abs(value), 0.1) * ctx.rng.gauss(0.0, 1.0)
+            step = ctx.sigma * max(abs(value), 1 if whole else 0.1) * ctx.rng.gauss(0.0, 1.0)
             moved = value + step
         except OverflowError:
             continue
         if not math.isfinite(moved):
             continue
-        new: int | float = int(round(moved)) if isinstance(value, int) else _round_sig(moved, 6)
+        new: int | float = (math.floor(moved + ctx.rng.random()) if whole
+                            else _round_sig(moved, 6))
         if new != value:
             slot.set(_number_node(new))
     return _emit(parsed)

@@ -62,25 +62,22 @@ def region_line_spans(template: Template, program: str) -> list[tuple[int, int]]
     return spans
 
 
-def _bindings(tree: ast.AST) -> list[tuple[str, int]]:
-    """Every name bound anywhere in ``tree``, with the line binding it."""
-    found: list[tuple[str, int]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            found.append((node.id, node.lineno))
-        elif isinstance(node, ast.arg):
-            found.append((node.arg, node.lineno))
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            found.append((node.name, node.lineno))
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            for alias in node.names:
-                if alias.name != "*":
-                    found.append((alias.asname or alias.name.split(".")[0], node.lineno))
-        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
-            found.append((node.name, node.lineno))
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            found.append((node.rest, node.lineno))
-    return found
+def _binding_of(node: ast.AST) -> list[tuple[str, int]]:
+    """The names ``node`` itself binds, with its line."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return [(node.id, node.lineno)]
+    if isinstance(node, ast.arg):
+        return [(node.arg, node.lineno)]
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [(node.name, node.lineno)]
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return [(alias.asname or alias.name.split(".")[0], node.lineno)
+                for alias in node.names if alias.name != "*"]
+    if isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+        return [(node.name, node.lineno)]
+    if isinstance(node, ast.MatchMapping) and node.rest:
+        return [(node.rest, node.lineno)]
+    return []
 
 
 def names_bound_outside(template: Template, program: str) -> set[str]:
@@ -98,8 +95,43 @@ def names_bound_outside(template: Template, program: str) -> set[str]:
         spans = region_line_spans(template, program)
     except (SyntaxError, ValueError, BlockError):
         return set()
-    return {name for name, line in _bindings(tree)
+    return {name for name, line in _visible_bindings(tree, spans)
             if not any(start <= line <= end for start, end in spans)}
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
+           ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _scope_nodes(node: ast.AST) -> list[ast.AST]:
+    """``node``'s descendants in its own scope: a nested def or class is included (its
+    name is bound here), its body, arguments and defaults are not."""
+    out: list[ast.AST] = []
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        child = stack.pop()
+        out.append(child)
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            stack.extend(child.decorator_list)  # evaluated in this scope
+        elif not isinstance(child, _SCOPES):
+            stack.extend(ast.iter_child_nodes(child))
+    return out
+
+
+def _visible_bindings(tree: ast.Module, spans: list[tuple[int, int]]) -> list[tuple[str, int]]:
+    """The bindings an evolve region can see: the module's, and those of every function
+    or class around a region (its parameters included); not the locals of a function
+    of the fixed text, which no region can read."""
+    found = [b for node in _scope_nodes(tree) for b in _binding_of(node)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and any(
+                node.lineno <= start and end <= (node.end_lineno or node.lineno)
+                for start, end in spans):
+            if not isinstance(node, ast.ClassDef):
+                found.extend((a.arg, a.lineno) for a in ast.walk(node.args)
+                             if isinstance(a, ast.arg))
+            found.extend(b for child in _scope_nodes(node) for b in _binding_of(child))
+    return found
 
 
 def _static_problem(code: str) -> str | None:

@@ -86,19 +86,28 @@ def _delete(parsed: list[_Region], rng: random.Random) -> bool:
     return True
 
 
-def statement_deletions(regions: list[str]) -> Iterator[list[str]]:
+def statement_deletions(regions: list[str],
+                        names_outside: set[str] | None = None) -> Iterator[list[str]]:
     """Every version of ``regions`` with one statement removed, in source order.
 
     The same statements as :func:`op_stmt_delete` may remove (the simplification
-    pass of the loop tries them one by one).
+    pass of the loop tries them one by one). Given ``names_outside`` (the names the
+    program binds outside its regions), a deletion after which a name would be read
+    before it is bound (the only assignment of a name used later) is skipped, as
+    :func:`op_stmt_delete` skips it: it could only fail.
     """
     count = len(_stmt_sites(_parse_all(regions), _NO_DELETE, keep_final_return=True))
+    baseline = (None if names_outside is None
+                else _unbound_reads(_parse_all(regions), names_outside))
     for index in range(count):
         parsed = _parse_all(regions)
         body, at = _stmt_sites(parsed, _NO_DELETE, keep_final_return=True)[index]
         del body[at]
         if not body:
             body.append(ast.Pass())
+        if (names_outside is not None and baseline is not None
+                and not _unbound_reads(parsed, names_outside) <= baseline):
+            continue
         result = _emit(parsed)
         if result is not None:
             yield result
