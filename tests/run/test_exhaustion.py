@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,9 +91,8 @@ class _Proposer(ScriptedProposer):
                         parent_ids=[parent.id])
 
 
-@pytest.mark.parametrize("power", [0.0, 2.0])
-def test_the_loop_records_wasted_children_and_avoids_their_parent(
-        tmp_path: Path, power: float) -> None:
+def _run(db: Path, power: float) -> tuple[Any, int, Any, _Proposer]:
+    """A 30-evaluation run of ``cascade_probe`` with :class:`_Proposer`."""
     made: list[_Proposer] = []
 
     def proposer(problem):  # type: ignore[no-untyped-def]
@@ -100,12 +100,19 @@ def test_the_loop_records_wasted_children_and_avoids_their_parent(
         return made[0]
 
     storage, run_id, evo = run_problem(
-        FIXTURES / "cascade_probe", tmp_path / "run.db", budget=30, seed=1,
+        FIXTURES / "cascade_probe", db, budget=30, seed=1,
         proposer=proposer, database={"exhausted_avoidance": power})
+    return storage, run_id, evo, made[0]
+
+
+@pytest.mark.parametrize("power", [0.0, 2.0])
+def test_the_loop_records_wasted_children_and_avoids_their_parent(
+        tmp_path: Path, power: float) -> None:
+    storage, run_id, evo, made = _run(tmp_path / "run.db", power)
     cands = list(storage.iter_candidates(run_id))
     dups = [c for c in cands if c.status == Status.DUPLICATE]
     assert dups and all(c.parent_ids == (cands[0].id,) for c in dups)
-    parents = made[0].parents
+    parents = made.parents
     from_initial = parents.count(0) / len(parents)
     if power:
         share = evo.state.exhaustion.share(cands[0].id)
@@ -139,22 +146,14 @@ def test_a_resumed_run_rebuilds_the_records_of_wasted_children(tmp_path: Path) -
     from evoforge.config import RunConfig
     from evoforge.run.state import RunState
 
-    made: list[_Proposer] = []
-
-    def proposer(problem):  # type: ignore[no-untyped-def]
-        made.append(_Proposer(problem.template))
-        return made[0]
-
-    storage, run_id, evo = run_problem(
-        FIXTURES / "cascade_probe", tmp_path / "run.db", budget=30, seed=1,
-        proposer=proposer, database={"exhausted_avoidance": 2.0})
+    storage, run_id, evo, made = _run(tmp_path / "run.db", 2.0)
     live = evo.state.exhaustion
     record = storage.get_run(evo.run.name)
     assert record is not None
     config = RunConfig.model_validate(record.config)
     resumed = RunState(config, evo.state.features, 30, [])
     assert resumed.exhaustion.share(evo.state.initial.id) is None  # type: ignore[union-attr]
-    resumed.restore(storage, record, made[0])
+    resumed.restore(storage, record, made)
     parents = {c.parent_ids[0] for c in storage.iter_candidates(run_id) if c.parent_ids}
     assert len(parents) > 1
     for parent in parents:
@@ -174,16 +173,8 @@ def test_the_draws_given_up_are_reported(tmp_path: Path) -> None:
     from evoforge.run.report import run_report
     from evoforge.run.service import _summarize
 
-    made: list[_Proposer] = []
-
-    def proposer(problem):  # type: ignore[no-untyped-def]
-        made.append(_Proposer(problem.template))
-        return made[0]
-
     db = tmp_path / "run.db"
-    storage, run_id, evo = run_problem(
-        FIXTURES / "cascade_probe", db, budget=30, seed=1,
-        proposer=proposer, database={"exhausted_avoidance": 2.0})
+    storage, run_id, evo, _ = _run(db, 2.0)
     redrawn = evo.state.exhaustion.redrawn
     assert redrawn > 0
     result = RunResult(stop_reason="budget", progress=evo.state.progress,
