@@ -333,6 +333,13 @@ def test_names_bound_outside() -> None:
     assert not {"items", "capacity", "fits"} & names
     assert "priority" not in names  # defined inside the region
     assert names_bound_outside(template, "not a rendering") == set()
+    # a region in a function body sees that function's parameters and locals, every
+    # kind of parameter included, and the module's names; not another function's
+    source = ("import math\ndef f(x, y=2, *a, k, **kw):\n    z = 1\n"
+              "    # EVOLVE-BLOCK-START\n    w = x + z\n    # EVOLVE-BLOCK-END\n"
+              "    return w\ndef g(q):\n    r = [v for v in q]\n    return r\n")
+    assert names_bound_outside(parse_blocks(source), source) == {
+        "math", "f", "g", "x", "y", "a", "k", "kw", "z"}
 
 
 # ---------------------------------------------------------------------------

@@ -120,16 +120,13 @@ def _scope_nodes(node: ast.AST) -> list[ast.AST]:
 
 def _visible_bindings(tree: ast.Module, spans: list[tuple[int, int]]) -> list[tuple[str, int]]:
     """The bindings an evolve region can see: the module's, and those of every function
-    or class around a region (its parameters included); not the locals of a function
-    of the fixed text, which no region can read."""
+    or class around a region (a function's parameters are among its scope's nodes); not
+    the locals of a function of the fixed text, which no region can read."""
     found = [b for node in _scope_nodes(tree) for b in _binding_of(node)]
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and any(
                 node.lineno <= start and end <= (node.end_lineno or node.lineno)
                 for start, end in spans):
-            if not isinstance(node, ast.ClassDef):
-                found.extend((a.arg, a.lineno) for a in ast.walk(node.args)
-                             if isinstance(a, ast.arg))
             found.extend(b for child in _scope_nodes(node) for b in _binding_of(child))
     return found
 
