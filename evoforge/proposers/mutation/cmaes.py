@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evoforge.candidate import Candidate
-from evoforge.proposers.mutation.operators import numeric_literals, with_numeric_literals
+from evoforge.proposers.mutation.operators import (
+    literal_scale,
+    numeric_literals,
+    with_numeric_literals,
+)
 
 SIGMA0 = 0.3
 """Initial step size, relative to each literal's magnitude."""
@@ -55,8 +59,7 @@ class _Strategy:
     def value_of(self, z: Any) -> list[int | float]:
         out: list[int | float] = []
         for start, step in zip(self.start, z, strict=True):
-            # an int's grain is 1: scaled by |x| alone, a literal 0 would never move
-            moved = start + float(step) * max(abs(start), 1 if isinstance(start, int) else 0.1)
+            moved = start + float(step) * literal_scale(start)
             if isinstance(start, int):
                 out.append(int(round(moved)) if math.isfinite(moved) else start)
             else:

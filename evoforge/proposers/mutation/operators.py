@@ -343,6 +343,13 @@ def _crossover_options(regions: list[str], theirs: list[_Region], kind: str, i: 
 # ---------------------------------------------------------------------------
 
 
+def literal_scale(value: int | float) -> float:
+    """What a step of 1 in ``tune`` and CMA-ES means for a literal: ``|x|``, at least 1
+    for an int (its grain; scaled by ``|x|`` alone a 0 would never move) and 0.1 for a
+    float."""
+    return max(abs(value), 1 if isinstance(value, int) else 0.1)
+
+
 def op_tune(regions: list[str], ctx: OpContext) -> list[str] | None:
     """Move every numeric literal at once: ``x + sigma * max(|x|, 0.1) * N(0, 1)``.
 
@@ -363,7 +370,7 @@ def op_tune(regions: list[str], ctx: OpContext) -> list[str] | None:
     for slot, value in sites:
         whole = isinstance(value, int)
         try:
-            step = ctx.sigma * max(abs(value), 1 if whole else 0.1) * ctx.rng.gauss(0.0, 1.0)
+            step = ctx.sigma * literal_scale(value) * ctx.rng.gauss(0.0, 1.0)
             moved = value + step
         except OverflowError:
             continue
@@ -437,6 +444,7 @@ __all__ = [
     "op_tune",
     "parse_region",
     "split_indent",
+    "literal_scale",
     "statement_deletions",
     "template_arity",
     "unparse_region",
