@@ -199,15 +199,21 @@ def probe(module: Any, program_path: str,
 
     The inputs are ``arguments`` (from the config: one list of positional arguments
     per call) or else the evaluator's ``probe_inputs()`` (one input per call; a tuple
-    is spread as arguments). The evaluator names the function with
+    is spread as arguments). Without config arguments, an evaluator's
+    ``probe_program(program)`` takes precedence: it gets the imported program and
+    returns what is hashed, so a problem whose program makes a sequence of decisions
+    can run it closed-loop on a small instance (each call then sees the states the
+    program's own earlier choices made, which fixed inputs cannot show); if it raises,
+    the program hashes as the exception's type. The evaluator names the function with
     ``PROBE_FUNCTION`` (default: the first function the program defines). An input
     that makes the candidate raise hashes as the exception's type, so equal failures
     are equal too. An evaluator's ``probe_key(output)``, if defined, maps each output to
     what the evaluation depends on (say, the order of a priority function's scores)
     before it is hashed; it may raise for an output the evaluation would reject.
     """
+    whole = getattr(module, "probe_program", None) if arguments is None else None
     inputs: list[Any] = ([tuple(a) for a in arguments] if arguments is not None
-                         else list(module.probe_inputs()))
+                         else [] if whole is not None else list(module.probe_inputs()))
     spec = importlib.util.spec_from_file_location("candidate_probe", program_path)
     assert spec is not None and spec.loader is not None
     program = importlib.util.module_from_spec(spec)
@@ -216,6 +222,13 @@ def probe(module: Any, program_path: str,
     except BaseException as exc:  # noqa: BLE001
         digest = hashlib.sha256(f"import:{type(exc).__name__}".encode()).hexdigest()[:32]
         return {"metrics": {}, "artifacts": {"probe_hash": digest}}
+    parts: list[str] = []
+    if whole is not None:
+        try:
+            _canonical(whole(program), parts)
+        except Exception as exc:  # noqa: BLE001 - raising is behaviour too
+            parts = [f"raise:{type(exc).__name__}"]
+        return _probe_digest(parts)
     key = getattr(module, "probe_key", None)
     name = getattr(module, "PROBE_FUNCTION", None)
     if name is None:
@@ -226,7 +239,6 @@ def probe(module: Any, program_path: str,
         func = functions[0]
     else:
         func = getattr(program, name)
-    parts: list[str] = []
     for args in inputs:
         call_args = args if isinstance(args, tuple) else (args,)
         try:
@@ -234,6 +246,11 @@ def probe(module: Any, program_path: str,
             _canonical(output if key is None else key(output), parts)
         except Exception as exc:  # noqa: BLE001 - raising is behaviour too
             parts.append(f"raise:{type(exc).__name__}")
+    return _probe_digest(parts)
+
+
+def _probe_digest(parts: list[str]) -> dict[str, Any]:
+    """The probe's outcome: the hash of the canonical parts of its outputs."""
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
     return {"metrics": {}, "artifacts": {"probe_hash": digest}}
 

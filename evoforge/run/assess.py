@@ -112,7 +112,7 @@ class Assessor:
         self.config = config
         self.executor = executor
         self.features = features
-        self.probing = ("probe_inputs" in problem.evaluator_functions
+        self.probing = (bool({"probe_inputs", "probe_program"} & problem.evaluator_functions)
                         or config.evaluator.probe_inputs is not None)
         self.func_hits = 0  # functional duplicates found by the probe
         self.func_saved_seconds = 0.0  # their originals' evaluation time, less the probes

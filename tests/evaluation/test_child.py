@@ -42,3 +42,39 @@ def test_a_key_that_raises_hashes_as_the_exception(tmp_path: Path) -> None:
     listed = _program(tmp_path, "listed", "x")
     assert _hash(module, scalar) == _hash(module, raising)
     assert _hash(module, scalar) != _hash(module, listed)
+
+
+def _walk(program: object, start: float, steps: int) -> list[float]:
+    """A closed loop: each call's input is the program's previous output."""
+    x, seen = start, []
+    for _ in range(steps):
+        x = program.f(x)  # type: ignore[attr-defined]
+        seen.append(x)
+    return seen
+
+
+def test_probe_program_runs_the_program_closed_loop(tmp_path: Path) -> None:
+    """An evaluator's probe_program gets the imported program and its result is hashed:
+    two programs that agree on the fixed inputs but not on the states their own outputs
+    lead to hash alike by probe_inputs and apart by probe_program."""
+    fixed = SimpleNamespace(probe_inputs=lambda: [0.0])
+    looped = SimpleNamespace(probe_inputs=lambda: [0.0],  # probe_program takes precedence
+                             probe_program=lambda program: _walk(program, 0.0, 3))
+    step = _program(tmp_path, "step", "x + 1")
+    bent = _program(tmp_path, "bent", "x + 1 if x < 1 else x * 3")
+    assert _hash(fixed, step) == _hash(fixed, bent)
+    assert _hash(looped, step) != _hash(looped, bent)
+    assert _hash(looped, step) == _hash(looped, _program(tmp_path, "again", "1 + x"))
+    # config arguments still come first: the program is then called on them
+    by_config = probe(looped, step, [[0.0]])["artifacts"]["probe_hash"]
+    assert by_config == probe(looped, bent, [[0.0]])["artifacts"]["probe_hash"]
+
+
+def test_a_probe_program_that_raises_hashes_as_the_exception(tmp_path: Path) -> None:
+    module = SimpleNamespace(probe_program=lambda program: _walk(program, 0.0, 2))
+    zero = _program(tmp_path, "zero", "1 / x")  # ZeroDivisionError on the first call
+    later = _program(tmp_path, "later", "1 / (x - 1) if x else 1.0")  # on the second
+    typed = _program(tmp_path, "typed", "int('x')")
+    assert _hash(module, zero) == _hash(module, later)
+    assert _hash(module, zero) != _hash(module, typed)
+    assert _hash(module, zero) != _hash(module, _program(tmp_path, "fine", "x + 1"))

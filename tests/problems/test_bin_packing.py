@@ -281,7 +281,9 @@ def _band_program(tmp_path: Path, lower: float, outer: str = "{}") -> str:
 def test_probes_tell_programs_apart_where_they_pack_differently(tmp_path):
     """Sizes are whole numbers: bounds with a whole gap between them pack differently
     and must hash differently (0.05 and 0.055 of the capacity: the gap 8 at capacity
-    150); bounds without one pack alike and hash alike."""
+    150); bounds without one pack alike and hash alike. The probe packs its own
+    sequences with the program (probe_program), so what it compares is the bins the
+    program chooses."""
     from evoforge.evaluation.child import import_evaluator, probe
 
     module, error = import_evaluator(str(PROBLEM / "evaluator.py"))
@@ -292,7 +294,7 @@ def test_probes_tell_programs_apart_where_they_pack_differently(tmp_path):
     train = {lower: ev.evaluate(path)["combined_score"] for lower, path in programs.items()}
     assert train[0.05] == train[0.0502] and hashes[0.05] == hashes[0.0502]
     assert train[0.05] != train[0.055] and hashes[0.05] != hashes[0.055]
-    # only the bin chosen counts (probe_key): a shift or a positive factor packs alike
+    # only the bin chosen counts: a shift or a positive factor packs alike
     # and hashes alike; a negative factor does neither
     for outer, alike in (("2.5 * {} + bins[-1]", True), ("np.where(gap == 0, np.inf, {})", True),
                          ("-{}", False)):
@@ -308,3 +310,55 @@ def test_probes_tell_programs_apart_where_they_pack_differently(tmp_path):
     assert probe(module, str(too_few))["artifacts"]["probe_hash"] != first_fit
     with pytest.raises(ValueError, match="priority returned shape"):
         ev.evaluate(str(too_few))
+
+
+def _best_fit_states(sizes: np.ndarray, capacity: int) -> list[tuple[float, np.ndarray]]:
+    """The (item, bins) calls a best-fit packing of ``sizes`` makes."""
+    caps: list[float] = []
+    calls = []
+    for size in sizes.tolist():
+        fits = [c for c in caps if c >= size]
+        calls.append((float(size), np.array([*fits, float(capacity)])))
+        if fits:
+            caps[caps.index(min(fits))] -= size
+        else:
+            caps.append(capacity - size)
+    return calls
+
+
+def test_the_probe_follows_the_programs_own_packing(tmp_path):
+    """Two band programs of a real run (a functional duplicate and the program it was
+    taken for) choose the same bins at every state of a best-fit packing of the probe's
+    sequences, the probe before this one, yet pack the train split differently: the
+    closed-loop probe, where each call sees the bins the program's own choices left,
+    tells them apart."""
+    from evoforge.evaluation.child import import_evaluator, probe
+
+    module, error = import_evaluator(str(PROBLEM / "evaluator.py"))
+    assert error is None
+    bodies = {"dup": "np.where((bins - item > 0.0387869 * bins[-1]) & (bins - item < "
+                     "0.201284 * bins[-1]), 0.539135, item) - bins",
+              "ref": "np.where((bins - item > 0.0491297 * bins[-1]) & (bins - item < "
+                     "0.207977 * bins[-1]), 0.385432, item) - bins"}
+    paths, funcs = {}, {}
+    for name, body in bodies.items():
+        path = tmp_path / f"{name}.py"
+        path.write_text(INITIAL.read_text().replace(
+            "return -np.arange(len(bins), dtype=float)", f"return {body}"))
+        paths[name] = str(path)
+        namespace: dict = {"np": np}
+        exec(f"def priority(item, bins):\n    return {body}\n", namespace)  # noqa: S102
+        funcs[name] = namespace["priority"]
+    # the previous probe's 500 calls: best fit on 300 Weibull and 200 OR items
+    rng = np.random.default_rng(31337)
+    weibull = np.clip(np.rint(ev.WEIBULL_SCALE * rng.weibull(ev.WEIBULL_SHAPE, 300)), 1,
+                      ev.WEIBULL_MAX_SIZE)
+    uniform = rng.integers(ev.OR_MIN_SIZE, ev.OR_MAX_SIZE + 1, 200)
+    open_loop = [*_best_fit_states(weibull, ev.WEIBULL_CAPACITY),
+                 *_best_fit_states(uniform, ev.OR_CAPACITY)]
+    assert all(np.argmax(funcs["dup"](*c).round(6)) == np.argmax(funcs["ref"](*c).round(6))
+               for c in open_loop)
+    train = {name: ev.evaluate(path)["combined_score"] for name, path in paths.items()}
+    assert train["dup"] != train["ref"]
+    assert (probe(module, paths["dup"])["artifacts"]["probe_hash"]
+            != probe(module, paths["ref"])["artifacts"]["probe_hash"])

@@ -43,10 +43,20 @@ def _hash(problem: Problem, program: Path) -> str:
 
 
 def _probe_calls(problem: Problem, program: Path) -> list[Any]:
-    """Call the probed function on every probe input here: the outputs, or raise."""
+    """Call the probed function on every probe input here (or the evaluator's
+    probe_program once): the outputs, or raise."""
     module, error = import_evaluator(str(problem.evaluator_path))
     assert error is None, error
     arguments = problem.config.evaluator.probe_inputs
+    if arguments is None and hasattr(module, "probe_program"):
+        spec = importlib.util.spec_from_file_location("probed_program", program)
+        assert spec is not None and spec.loader is not None
+        code = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(code)
+        outputs = list(module.probe_program(code))
+        # a part that names an exception would hash every failing program alike
+        assert not any(isinstance(out, str) and out.startswith("raise:") for out in outputs)
+        return outputs
     inputs = ([tuple(a) for a in arguments] if arguments is not None
               else list(module.probe_inputs()))
     spec = importlib.util.spec_from_file_location("probed_program", program)
@@ -109,9 +119,10 @@ def test_probed_function_runs_on_every_probe_input(name: str) -> None:
 
 @pytest.mark.parametrize("name", PROBED)
 def test_probed_problems_turn_functional_hashing_on(name: str) -> None:
-    """The loop probes when the evaluator defines probe_inputs() or the config has them."""
+    """The loop probes when the evaluator defines probe_inputs() or probe_program(), or
+    the config has probe inputs."""
     problem = load_problem(name)
-    assert ("probe_inputs" in problem.evaluator_functions
+    assert ({"probe_inputs", "probe_program"} & problem.evaluator_functions
             or problem.config.evaluator.probe_inputs is not None)
 
 
@@ -119,5 +130,5 @@ def test_probed_problems_turn_functional_hashing_on(name: str) -> None:
 def test_speed_scored_problems_are_not_probed(name: str) -> None:
     """Equal outputs are not equal scores when the score is speed: no functional hash."""
     problem = load_problem(name)
-    assert "probe_inputs" not in problem.evaluator_functions
+    assert not {"probe_inputs", "probe_program"} & problem.evaluator_functions
     assert problem.config.evaluator.probe_inputs is None
