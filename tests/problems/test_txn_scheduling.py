@@ -325,3 +325,25 @@ def test_problem_loads_as_builtin():
                                       "earliest_start_contention"}
     assert problem.config.maximize and problem.config.score_round == 4
     assert problem.warnings == []
+
+
+def test_the_probe_follows_the_programs_own_schedule(tmp_path):
+    """A functional duplicate of a real run and the program it was taken for: they part
+    only where a transaction id is 0 (``np.where(tid, ...)``), which the fixed feature
+    sets of the probe before this one never showed, and order the train split
+    differently. The closed-loop probe orders whole workloads and tells them apart."""
+    from evoforge.evaluation.child import import_evaluator, probe
+
+    module, error = import_evaluator(str(PROBLEM / "evaluator.py"))
+    assert error is None
+    paths, train = {}, {}
+    for name, cond in (("ref", "0.382845 < duration"), ("dup", "tid")):
+        path = tmp_path / f"{name}.py"
+        path.write_text(INITIAL.read_text().replace(
+            "    return -tid", f"    return contention / (np.where({cond}, start, 1) + "
+            "(4 + start.min())) - start / 0.34685"))
+        paths[name] = str(path)
+        train[name] = module.evaluate(str(path))["combined_score"]
+    assert train["ref"] != train["dup"]
+    assert (probe(module, paths["ref"])["artifacts"]["probe_hash"]
+            != probe(module, paths["dup"])["artifacts"]["probe_hash"])
