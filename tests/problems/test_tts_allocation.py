@@ -282,3 +282,33 @@ def test_problem_loads_as_builtin():
     assert set(problem.baselines) == {"uniform_best_of_n", "difficulty_bins", "adaptive_decay"}
     assert problem.config.maximize and problem.config.score_round == 4
     assert problem.warnings == []
+
+
+def test_the_probe_follows_the_programs_own_rounds(tmp_path):
+    """A functional duplicate of a real run and the program it was taken for (constants
+    moved by a tune step) score the train split differently; one fixed round per
+    setting, the probe before this one, hashed them alike. The closed-loop probe runs
+    whole batches, every round seeing what the program's earlier rounds spent and
+    solved, and tells them apart."""
+    from evoforge.evaluation.child import import_evaluator, probe
+
+    module, error = import_evaluator(str(PROBLEM / "evaluator.py"))
+    assert error is None
+    base = INITIAL.read_text().replace(
+        "np.where(solved, 0.0, estimate ** EASE / (1.0 + spent) ** DECAY)",
+        "np.where(solved, -0.0437362, estimate ** EASE / (3.29546 + spent) ** DECAY)").replace(
+        "    amount = round_budget(estimate, spent, solved, budget_left, rounds_left)",
+        "    amount = rounds_left")
+    paths, train = {}, {}
+    for name, (spread, ease, decay) in (("ref", ("1.2327", "0.633434", "0.169573")),
+                                        ("dup", ("1.23544", "0.64764", "0.165735"))):
+        code = base
+        for constant, value in (("SPREAD", spread), ("EASE", ease), ("DECAY", decay)):
+            code = code.replace(f"{constant} = 0.0", f"{constant} = {value}")
+        path = tmp_path / f"{name}.py"
+        path.write_text(code)
+        paths[name] = str(path)
+        train[name] = module.evaluate(str(path))["combined_score"]
+    assert train["ref"] != train["dup"]
+    assert (probe(module, paths["ref"])["artifacts"]["probe_hash"]
+            != probe(module, paths["dup"])["artifacts"]["probe_hash"])
