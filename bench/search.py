@@ -47,6 +47,7 @@ PLOT = ROOT / "docs" / "search.png"
 PROBLEMS = ["bin_packing", "kv_eviction", "txn_scheduling", "job_shop", "tts_allocation",
             "eplb", "circle_packing"]
 CHECKPOINTS = (100, 250, 500, 1000, 1500, 2000)
+WASTED = (Status.FAILED, Status.TIMEOUT, Status.DUPLICATE, Status.REJECTED)
 WORKERS = 2
 
 
@@ -109,8 +110,12 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
     fitness_by_id: dict[int, float | None] = {}
     simplified = 0
     evaluated = 0
+    worker_seconds = {"all": 0.0, "wasted": 0.0}  # probes included
     for cand in sorted(storage.iter_candidates(run.id), key=lambda c: c.seq):
         counts[cand.status.value] = counts.get(cand.status.value, 0) + 1
+        worker_seconds["all"] += cand.eval_seconds or 0.0
+        if cand.status in WASTED:
+            worker_seconds["wasted"] += cand.eval_seconds or 0.0
         per_op = operators.setdefault(cand.operator, {})
         per_op[cand.status.value] = per_op.get(cand.status.value, 0) + 1
         fitness_by_id[cand.id] = cand.fitness
@@ -129,8 +134,8 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
     proposals = sum(counts.values()) - 1  # the initial program is no proposal
     return {
         "tests": tests, "seconds": seconds, "counts": counts,
-        "waste": (counts["failed"] + counts["timeout"] + counts["duplicate"]
-                  + counts["rejected"]) / max(proposals, 1),
+        "waste": sum(counts[s.value] for s in WASTED) / max(proposals, 1),
+        "waste_seconds": worker_seconds["wasted"] / max(worker_seconds["all"], 1e-9),
         "functional": functional, "simplified": simplified,
         "avoided": stats.get("avoided"), "cmaes": stats.get("cmaes"),
         "stall": stats.get("stall"), "operators": operators,
@@ -253,15 +258,20 @@ def markdown(rows: list[dict[str, Any]], budget: int, seeds: list[int]) -> str:
                 _plain_waste({"failed": 0, "ok": 0, **r["counts"]}) if method == "plain"
                 else r["waste"] for r in runs)
             avoided = _mean([_avoided(method, r) for r in runs])
+            seconds = _mean([r.get("waste_seconds") for r in runs])
+            time_share = ("" if seconds is None
+                          else f" ({100 * seconds:.1f}% of worker time)")
             lines.append(
                 f"| {row['problem']} | {method} | {_fmt(at_mid)} | {_fmt(_mean(at_end))} | "
-                f"{', '.join(_fmt(v) for v in at_end)} | {100 * waste:.1f}% | "
+                f"{', '.join(_fmt(v) for v in at_end)} | {100 * waste:.1f}%{time_share} | "
                 f"{_fmt(avoided)} | {row['strongest'] if method == 'evoforge' else ''} |")
     header = (f"Model-free, {budget} evaluations per run, seeds {seeds}, {WORKERS} workers; "
               "scores are the held-out test split of the best train program so far (the "
               "500 column is read inside the same run). failed+duplicate: share of the "
               "stored proposals (evoforge) or of the evaluations (plain) that failed or "
-              "repeated a program; dropped before evaluation: proposals per run that the "
+              "repeated a program (for evoforge also the share of the workers' time they "
+              "took: a functional duplicate costs a probe, not an evaluation); dropped "
+              "before evaluation: proposals per run that the "
               "proposer discarded and replaced at once (a program already made, or "
               "ill-shaped), mean over seeds. Measured in one run of "
               "`python bench/search.py` (part of `make bench`).")
@@ -355,6 +365,8 @@ def main() -> None:
                 row[method].append(result)
                 print(f"{name} {method} seed {seed}: {time.perf_counter() - start:.0f} s, "
                       f"test {result['tests']}, waste {100 * result['waste']:.1f}%"
+                      + (f" of proposals, {100 * result['waste_seconds']:.1f}% of worker time"
+                         if "waste_seconds" in result else "")
                       + (f", parents drawn again {result['parents_redrawn']}"
                          if result.get("parents_redrawn") is not None else ""),
                       flush=True)

@@ -1,0 +1,49 @@
+"""bench/search.py's evoforge run: its counts, waste shares and table row."""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from evoforge.candidate import Status
+from evoforge.storage import SQLStorage
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_an_evoforge_run_reports_waste_by_proposals_and_by_worker_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))  # search.py imports its sibling run_all
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's database
+    spec = importlib.util.spec_from_file_location("bench_search", BENCH / "search.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.run_evoforge("bin_packing", 12, 1)
+    counts = result["counts"]
+    evaluated = counts["ok"] + counts["failed"] + counts["timeout"]
+    assert evaluated == 12 and counts["ok"] >= 1
+    proposals = sum(counts.values()) - 1
+    wasted = counts["failed"] + counts["timeout"] + counts["duplicate"] + counts["rejected"]
+    assert result["waste"] == pytest.approx(wasted / proposals)
+    # the worker time of wasted proposals (probes, failed evaluations) over all of it
+    (db,) = tmp_path.glob("evoforge-bench-*/bench.db")
+    storage = SQLStorage(str(db))
+    (run,) = storage.list_runs()
+    seconds = {"all": 0.0, "wasted": 0.0}
+    for cand in storage.iter_candidates(run.id):
+        seconds["all"] += cand.eval_seconds or 0.0
+        if cand.status in (Status.FAILED, Status.TIMEOUT, Status.DUPLICATE, Status.REJECTED):
+            seconds["wasted"] += cand.eval_seconds or 0.0
+    storage.close()
+    assert seconds["all"] > 0
+    assert result["waste_seconds"] == pytest.approx(seconds["wasted"] / seconds["all"])
+    assert 0.0 <= result["waste_seconds"] < 1.0
+    assert set(result["tests"]) == {12}
+    row = bench.markdown([{"problem": "bin_packing", "evoforge": [result], "plain": [],
+                           "strongest": "awkward_gap_fit -2.992"}], 12, [1])
+    shares = f"{100 * result['waste']:.1f}% ({100 * result['waste_seconds']:.1f}% of worker"
+    assert shares + " time)" in row
