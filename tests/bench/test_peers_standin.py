@@ -8,7 +8,6 @@ out (a heading, then the program in a fenced block, with other programs around i
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from types import ModuleType
 import pytest
 
 from evoforge.problem.blocks import parse_blocks
+from evoforge.problem.kit import load_module
 from evoforge.proposers.llm.apply import ApplyError, apply_diff
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,10 +27,7 @@ BIN_PACKING = ROOT / "evoforge" / "problems" / "bin_packing"
 
 
 def _standin() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("peers_standin", PEERS / "standin.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(PEERS / "standin.py", "peers_standin")
     return module
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from evoforge.candidate import Status
 from evoforge.problem import load_problem
+from evoforge.problem.kit import load_module
 from evoforge.problems.bin_packing import evaluator as ev
 from evoforge.storage import SQLStorage
 
@@ -26,10 +26,7 @@ def _code(body: str) -> str:
 
 def test_probe_check_counts_duplicates_that_score_otherwise(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_probe_check", BENCH)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_module(BENCH, "bench_probe_check")
     problem = load_problem("bin_packing")
     storage = SQLStorage(str(tmp_path / "bench.db"))
     run = storage.create_run(name="r", problem="bin_packing",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from evoforge.problem.kit import load_module
 from evoforge.testing import ScriptedProposer, run_problem
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "repeats.py"
@@ -16,10 +16,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "problems" / "casca
 def test_repeats_counts_equal_scores_duplicates_and_failures(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location("bench_repeats", BENCH)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_module(BENCH, "bench_repeats")
     bodies = ["return 0.3 * x * x - 2.0 * x + 1.1",  # off by +0.1 everywhere
               "return 0.3 * x * x - 2.0 * x + 0.9",  # off by -0.1: the same score
               "return x * 1.0 + 0.5",                # the initial program: a duplicate

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from evoforge.problem.kit import load_module
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "scale.py"
 
 
 def test_scale_bench_restores_a_large_run_both_ways(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location("bench_scale", BENCH)
-    assert spec is not None and spec.loader is not None
-    scale = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(scale)
+    scale = load_module(BENCH, "bench_scale")
     monkeypatch.setattr(scale, "OUT", tmp_path)
     monkeypatch.setattr(scale, "REPS", 3)
     results = scale.main(["--n", "600", "--backends", "sqlite"])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from evoforge.candidate import Status
+from evoforge.problem.kit import load_module
 from evoforge.storage import SQLStorage
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -18,10 +18,7 @@ def test_an_evoforge_run_reports_waste_by_proposals_and_by_worker_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(BENCH))  # search.py imports its sibling run_all
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's database
-    spec = importlib.util.spec_from_file_location("bench_search", BENCH / "search.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_module(BENCH / "search.py", "bench_search")
     result = bench.run_evoforge("bin_packing", 12, 1)
     counts = result["counts"]
     evaluated = counts["ok"] + counts["failed"] + counts["timeout"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from evoforge.problem.kit import load_module
 from evoforge.testing import run_problem
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,10 +18,7 @@ PROBLEM = ROOT / "evoforge" / "problems" / "txn_scheduling"
 
 def test_txn_pool_reproduces_the_test_scores_and_reads_a_run(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_txn_pool", BENCH)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_module(BENCH, "bench_txn_pool")
     db = tmp_path / "bench.db"
     storage, run_id, _ = run_problem(PROBLEM, db, budget=4, seed=1)
     best = storage.best(run_id)
