@@ -306,5 +306,6 @@ def probe_program(program: object) -> list[object]:
     tells 34 of them apart (``bench/probe_check.py``). A few milliseconds.
     """
     allocate = program.allocate  # type: ignore[attr-defined]
-    return [run_policy(make_instance(PROBE_SEED, setting, PROBE_BATCHES), allocate, batch)
-            for setting in range(len(SETTINGS)) for batch in range(PROBE_BATCHES)]
+    instances = [make_instance(PROBE_SEED, s, PROBE_BATCHES) for s in range(len(SETTINGS))]
+    return [run_policy(instance, allocate, batch)
+            for instance in instances for batch in range(PROBE_BATCHES)]

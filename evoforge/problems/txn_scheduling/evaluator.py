@@ -211,6 +211,13 @@ def excess_pct(workload: Workload, makespan: int) -> float:
     return 100.0 * (makespan - bound) / bound
 
 
+def order_workload(schedule: Schedule, workload: Workload) -> Any:
+    """What ``schedule`` returns for ``workload`` (called with plain lists, as it is
+    documented to get them)."""
+    return schedule(list(workload.durations), [list(keys) for keys in workload.reads],
+                    [list(keys) for keys in workload.writes])
+
+
 def score_schedule(schedule: Schedule, workloads: Sequence[Workload]) -> kit.Scores:
     """Order every workload with ``schedule`` and return the metrics.
 
@@ -223,11 +230,7 @@ def score_schedule(schedule: Schedule, workloads: Sequence[Workload]) -> kit.Sco
     bound_total = 0
     for workload in workloads:
         try:
-            order = schedule(
-                list(workload.durations),
-                [list(keys) for keys in workload.reads],
-                [list(keys) for keys in workload.writes],
-            )
+            order = order_workload(schedule, workload)
         except Exception as exc:
             raise ValueError(
                 f"schedule raised {type(exc).__name__}: {exc} (workload {workload.name})"
@@ -287,11 +290,7 @@ def probe_program(program: object) -> list[object]:
     train split otherwise for duplicates: 7 of 120 functional duplicates sampled from
     two 2,000-evaluation runs (``bench/probe_check.py``). A few tens of milliseconds.
     """
-    orders: list[object] = []
-    for family in FAMILIES:
-        workload = make_workload(PROBE_SEED, family, 0)
-        orders.append(list(program.schedule(  # type: ignore[attr-defined]
-            list(workload.durations), [list(keys) for keys in workload.reads],
-            [list(keys) for keys in workload.writes])))
-    return orders
+    schedule = program.schedule  # type: ignore[attr-defined]
+    return [list(order_workload(schedule, make_workload(PROBE_SEED, family, 0)))
+            for family in FAMILIES]
 
