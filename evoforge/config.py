@@ -145,6 +145,14 @@ class MutationConfig(_Model):
         "while one does a fifth of the proposals tune it, and a step that beats its "
         "structure waits in turn (0: off)"
     )
+    initial_sweep: int = Field(
+        24, ge=0, description="the initial program's numeric literals stepped one at a "
+        "time at the start of a run, at most this many (drawn at random when it has "
+        "more): each halved, then doubled (0 set to -1, then 1), as tuning proposals "
+        "of the new-structure queue (see fresh_tuning); a switch such as RELAX_ROUNDS = "
+        "0 is tried on by itself instead of waiting for a random move of every literal "
+        "(0: off)"
+    )
     site_avoidance: float = Field(
         2.0, ge=0, description="how strongly edits are avoided in sub-trees whose edits "
         "mostly made wasted children in this run: each sub-tree on the way from the "

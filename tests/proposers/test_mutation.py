@@ -8,11 +8,13 @@ import math
 import random
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import evoforge
 from evoforge.candidate import Candidate, normalized_hash
 from evoforge.config import MutationConfig
 from evoforge.problem.blocks import Template, extract_regions, parse_blocks
@@ -942,7 +944,7 @@ def test_bandit_learns_which_operator_pays() -> None:
 
 def test_tune_step_size_follows_the_one_fifth_rule() -> None:
     template = _template("binpack")
-    proposer = MutationProposer(template, MutationConfig(operators=["tune"]))
+    proposer = MutationProposer(template, MutationConfig(operators=["tune"], initial_sweep=0))
     parent = _candidate(template.source)
     proposal = proposer.propose(parent, [], random.Random(0))
     assert proposal is not None and proposal.operator == "tune"
@@ -982,7 +984,8 @@ def test_tune_step_grows_after_a_duplicate_and_shrinks_after_a_failure() -> None
 
 def test_stats_round_trip() -> None:
     template = _template("binpack")
-    proposer = MutationProposer(template, MutationConfig(bandit="ucb"))
+    # no sweep of the initial program: its steps are tune proposals without a step size
+    proposer = MutationProposer(template, MutationConfig(bandit="ucb", initial_sweep=0))
     parent = _candidate(template.source)
     rng = random.Random(0)
     for i in range(40):
@@ -993,7 +996,7 @@ def test_stats_round_trip() -> None:
     assert stats["bandit"]["arms"]
     assert stats["tune_sigma"] or "tune" not in {
         a for a, s in stats["bandit"]["arms"].items() if s["pulls"]}
-    restored = MutationProposer(template, MutationConfig(bandit="ucb"))
+    restored = MutationProposer(template, MutationConfig(bandit="ucb", initial_sweep=0))
     restored.load_stats(stats)
     assert restored.stats() == proposer.stats()
     a = proposer.propose(parent, [], random.Random(5))
@@ -1121,7 +1124,8 @@ def test_a_functional_duplicate_is_a_failure_of_its_operator() -> None:
 def test_a_stalled_run_draws_few_tuning_operators() -> None:
     template = _template("binpack")
     ops = ["constant", "tune", "operator_swap", "expr_replace"]
-    proposer = MutationProposer(template, MutationConfig(operators=ops, stall_after=20))
+    proposer = MutationProposer(template, MutationConfig(operators=ops, stall_after=20,
+                                                         initial_sweep=0))
     parent = _candidate(template.source)
     rng = random.Random(5)
 
@@ -1176,7 +1180,7 @@ def priority(item: float, bins: np.ndarray) -> np.ndarray:
 def _fresh_tunes(fresh_tuning: int) -> tuple[list[Proposal], MutationProposer]:
     """Proposals of a run that found a new structure (candidate 42) below its best."""
     proposer = MutationProposer(parse_blocks(FRESH_PROGRAM), MutationConfig(
-        operators=["operator_swap", "tune"], fresh_tuning=fresh_tuning))
+        operators=["operator_swap", "tune"], fresh_tuning=fresh_tuning, initial_sweep=0))
     best = Candidate(id=1, seq=1, island=0, parent_ids=(), operator="initial",
                      code=FRESH_PROGRAM, code_hash=normalized_hash(FRESH_PROGRAM), fitness=2.0)
     rng = random.Random(3)
@@ -1206,7 +1210,8 @@ def test_a_new_structure_below_the_best_gets_tuning_proposals() -> None:
     assert all(body.format(v) in p.code for v, p in zip(("0.1", "0.4", "0.16", "0.25"),
                                                           of_fresh, strict=True))
     assert all(p.meta["fresh_fitness"] == 1.5 for p in of_fresh)
-    assert proposer.stats()["fresh"] == {"proposals": 4, "waiting": 0}
+    assert proposer.stats()["fresh"] == {"proposals": 4, "waiting": 0, "swept": True,
+                                         "queue": []}
     # a tuned child that beats the new structure (still below the best) waits in turn
     better = of_fresh[0]
     better.candidate_id = 43
@@ -1233,3 +1238,59 @@ def test_compass_steps_and_the_literals_an_edit_added() -> None:
     assert new_literal_positions([1.0, 0.0], [0.05, 1.0, 0.0]) == [0]
     assert new_literal_positions([1.0, 0.0], [1.0, 0.1, 0.3, 0.0]) == [1, 2]
     assert new_literal_positions([1.0, 0.0], [1.0, 2.0, 3.0]) == [1, 2]
+
+
+CIRCLE = Path(evoforge.__file__).parent / "problems" / "circle_packing" / "initial_program.py"
+
+
+def _initial(code: str, fitness: float = 1.0) -> Candidate:
+    return Candidate(id=7, seq=0, island=0, parent_ids=(), operator="initial", code=code,
+                     code_hash=normalized_hash(code), fitness=fitness)
+
+
+def test_the_initial_programs_literals_are_swept_one_at_a_time() -> None:
+    code = CIRCLE.read_text()
+    proposer = MutationProposer(parse_blocks(code), MutationConfig())
+    before = numeric_literals(extract_regions(proposer.template, code))
+    assert len(before) == 18 and before[:2] == [0, 0.003]  # RELAX_ROUNDS, RELAX_RATE
+    rng = random.Random(1)
+    made = [proposer.propose(_initial(code), [], rng) for _ in range(400)]
+    swept = [p for p in made if p is not None and "fresh_fitness" in p.meta]
+    assert len(swept) == 2 * 18 == proposer.fresh.proposals
+    assert all(p.operator == "tune" and p.parent_ids == [7] for p in swept)
+    steps = []
+    for p in swept:
+        after = numeric_literals(extract_regions(proposer.template, p.code))
+        changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        assert len(changed) == 1  # one literal at a time, the others as they were
+        steps.append((changed[0], after[changed[0]]))
+    # each literal halved, then doubled, in program order; the switch 0 goes to -1, then 1
+    assert steps[:4] == [(0, -1), (0, 1), (1, 0.0015), (1, 0.006)]
+    assert [i for i, _ in steps] == [i // 2 for i in range(36)]
+    assert proposer.stats()["fresh"]["swept"] is True
+    # drawn at random when the program has more literals than the sweep takes
+    few = MutationProposer(parse_blocks(code), MutationConfig(initial_sweep=5))
+    rng = random.Random(2)
+    made = [few.propose(_initial(code), [], rng) for _ in range(200)]
+    assert sum(p is not None and "fresh_fitness" in p.meta for p in made) == 10
+    off = MutationProposer(parse_blocks(code), MutationConfig(initial_sweep=0))
+    made = [off.propose(_initial(code), [], rng) for _ in range(200)]
+    assert not any(p is not None and "fresh_fitness" in p.meta for p in made)
+
+
+def test_a_resumed_run_goes_on_with_the_sweep_and_does_not_start_it_again() -> None:
+    code = CIRCLE.read_text()
+    first = MutationProposer(parse_blocks(code), MutationConfig())
+    rng = random.Random(1)
+    while first.fresh.proposals < 5:
+        first.propose(_initial(code), [], rng)
+    stats = json.loads(json.dumps(first.stats()))
+    resumed = MutationProposer(parse_blocks(code), MutationConfig())
+    resumed.load_stats(stats)
+    assert resumed.stats() == stats
+    made = [resumed.propose(_initial(code), [], rng) for _ in range(400)]
+    swept = [p for p in made if p is not None and "fresh_fitness" in p.meta]
+    assert len(swept) == 36 - 5 and resumed.fresh.proposals == 36  # the rest, once
+    before = numeric_literals(extract_regions(resumed.template, code))
+    after = numeric_literals(extract_regions(resumed.template, swept[0].code))
+    assert [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b] == [2]

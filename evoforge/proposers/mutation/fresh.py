@@ -14,6 +14,13 @@ others keep their fitted values) by one of :data:`FACTORS`, the literals in turn
 random move of every literal at once, as ``tune`` makes, seldom lands in a narrow good
 region: bin packing's band beats best fit only with its lower bound near 5 % of the
 capacity, and a band made at 10 % needs that one bound halved.
+
+The initial program's constants were never fitted either: a run sweeps them once
+(``mutation.initial_sweep``), each literal halved and then doubled (a 0 set to -1 and
+then 1), before the next. A switch such as circle_packing's ``RELAX_ROUNDS = 0`` is one
+such literal: ``tune`` moves every literal at once, so it turned the switch on in 22 of
+2,317 candidates of one run, and in the same step moved the descent's step size
+six-fold.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import difflib
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from evoforge.proposers.base import Proposal
@@ -39,6 +46,8 @@ FACTORS = (0.5, 2.0, 0.8, 1.25)
 """What a compass step multiplies a literal by, in turn (halve and double first)."""
 ZERO_STEP = 0.05
 """A literal 0 moves by this much instead (down for a factor below 1, else up)."""
+SWEEP_FACTORS = (0.5, 2.0)
+"""The initial program's sweep: each literal halved, then doubled."""
 
 
 @dataclass
@@ -53,6 +62,18 @@ class Waiting:
     """Positions (in :func:`numeric_literals` order) of the literals to move."""
     moves: int = 0
     """Compass steps taken so far."""
+    factors: tuple[float, ...] = FACTORS
+    """The factors a literal is stepped by."""
+    literal_major: bool = False
+    """Every factor of one literal before the next literal (the initial sweep); else
+    every literal by one factor before the next factor."""
+
+    def step_at(self, move: int) -> tuple[int, float]:
+        """The literal position and the factor of compass step number ``move``."""
+        n, k = len(self.literals), len(self.factors)
+        if self.literal_major:
+            return self.literals[(move // k) % n], self.factors[move % k]
+        return self.literals[move % n], self.factors[(move // n) % k]
 
 
 def new_literal_positions(before: list[int | float], after: list[int | float]) -> list[int]:
@@ -80,11 +101,31 @@ class FreshStructures:
         tunes: ``tune`` proposals per structure (0: nothing waits).
     """
 
-    def __init__(self, tunes: int) -> None:
+    def __init__(self, tunes: int, sweep: int = 0) -> None:
         self.tunes = tunes
+        self.sweep_literals = sweep
         self.waiting: list[Waiting] = []
         self.proposals = 0
         """Tuning proposals made for waiting structures."""
+        self.swept = sweep <= 0
+        """True once the initial program was queued for its sweep (or none is asked)."""
+
+    def sweep(self, candidate_id: int, code: str, fitness: float, literals: int,
+              rng: random.Random) -> None:
+        """Queue the initial program (``literals`` numeric literals) for its sweep.
+
+        At most ``sweep`` literals are stepped, drawn at random when it has more; each
+        is halved and doubled (:data:`SWEEP_FACTORS`) before the next, in program order.
+        """
+        self.swept = True
+        positions = list(range(literals))
+        if len(positions) > self.sweep_literals:
+            positions = sorted(rng.sample(positions, self.sweep_literals))
+        if not positions or not math.isfinite(fitness):
+            return
+        self.waiting.append(Waiting(float(fitness), candidate_id, code,
+                                    len(positions) * len(SWEEP_FACTORS), positions,
+                                    factors=SWEEP_FACTORS, literal_major=True))
 
     def next_step(self, rng: random.Random, regions_of: Callable[[str], list[str]]
                   ) -> tuple[Waiting, list[str]] | None:
@@ -110,8 +151,7 @@ class FreshStructures:
         stepped: list[str] | None = None
         while entry.tunes_left > 0 and stepped is None:
             entry.tunes_left -= 1
-            literal = entry.literals[entry.moves % len(entry.literals)]
-            factor = FACTORS[(entry.moves // len(entry.literals)) % len(FACTORS)]
+            literal, factor = entry.step_at(entry.moves)
             entry.moves += 1
             if literal >= len(values):
                 continue
@@ -157,9 +197,29 @@ class FreshStructures:
             return
         self.waiting.append(Waiting(float(child_fitness), proposal.candidate_id,
                                      proposal.code, self.tunes, [int(i) for i in literals]))
-        if len(self.waiting) > KEPT:
-            self.waiting.remove(min(self.waiting, key=lambda e: e.fitness))
+        structures = [e for e in self.waiting if not e.literal_major]  # the sweep stays
+        if len(structures) > KEPT:
+            self.waiting.remove(min(structures, key=lambda e: e.fitness))
 
-    def stats(self) -> dict[str, int]:
-        """Tuning proposals made and structures waiting."""
-        return {"proposals": self.proposals, "waiting": len(self.waiting)}
+    def stats(self) -> dict[str, Any]:
+        """Tuning proposals made, structures waiting (``queue``: what they are, for a
+        resumed run), and whether the initial program was queued for its sweep."""
+        return {"proposals": self.proposals, "waiting": len(self.waiting),
+                "swept": self.swept,
+                "queue": [{**asdict(e), "factors": list(e.factors)} for e in self.waiting]}
+
+    def load_stats(self, stats: dict[str, Any]) -> None:
+        """Restore what :meth:`stats` returned (entries that do not read are left out)."""
+        self.proposals = max(int(stats.get("proposals", 0)), 0)
+        self.swept = self.swept or stats.get("swept") is True
+        self.waiting = []
+        for entry in stats.get("queue") or []:
+            try:
+                self.waiting.append(Waiting(
+                    float(entry["fitness"]), int(entry["candidate_id"]), str(entry["code"]),
+                    int(entry["tunes_left"]), [int(i) for i in entry["literals"]],
+                    int(entry.get("moves", 0)),
+                    tuple(float(f) for f in entry.get("factors", FACTORS)),
+                    bool(entry.get("literal_major", False))))
+            except (KeyError, TypeError, ValueError):
+                continue

@@ -18,7 +18,12 @@ from evoforge.proposers.mutation.cmaes import CMATuner
 from evoforge.proposers.mutation.edits import EditRecords, describe_edit
 from evoforge.proposers.mutation.fresh import FreshStructures
 from evoforge.proposers.mutation.kinds import check_program
-from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
+from evoforge.proposers.mutation.operators import (
+    OPERATORS,
+    OpContext,
+    check_primitive,
+    numeric_literals,
+)
 
 CMAES = "cmaes"
 """The operator that tunes an elite's numeric literals with CMA-ES (see ``cmaes.py``)."""
@@ -228,7 +233,7 @@ class MutationProposer(Proposer):
         self.stalled_proposals = 0
         """Proposals made while the run was stalled."""
         self.edits = EditRecords(config.waste_avoidance, config.site_avoidance)
-        self.fresh = FreshStructures(config.fresh_tuning)
+        self.fresh = FreshStructures(config.fresh_tuning, config.initial_sweep)
         self._outside: set[str] | None = None
         try:
             ast.parse(template.source)
@@ -279,6 +284,13 @@ class MutationProposer(Proposer):
 
     def _propose(self, parent: Candidate, inspirations: list[Candidate],
                  rng: random.Random, operators: list[str]) -> Proposal | None:
+        if (not self.fresh.swept and parent.operator == "initial"
+                and parent.fitness is not None):
+            try:
+                literals = len(numeric_literals(self._regions(parent.code)))
+            except BlockError:
+                literals = 0
+            self.fresh.sweep(parent.id, parent.code, parent.fitness, literals, rng)
         step = (self.fresh.next_step(rng, self._regions) if "tune" in operators
                 else None)
         if step is not None:  # a new structure's constants first (see fresh.py)
@@ -532,6 +544,9 @@ class MutationProposer(Proposer):
             best = stall.get("best")
             self.best_fitness = float(best) if isinstance(best, int | float) else None
             self.stalled_proposals = max(int(stall.get("stalled_proposals", 0)), 0)
+        fresh = stats.get("fresh")
+        if isinstance(fresh, dict):  # a resumed run goes on with the structures waiting
+            self.fresh.load_stats(fresh)
         cmaes = stats.get("cmaes")
         if isinstance(cmaes, dict):  # counters only: a resumed run starts a new strategy
             self.tuner.strategies = int(cmaes.get("strategies", 0))
