@@ -72,27 +72,41 @@ def _checkpoints(budget: int) -> list[int]:
     return sorted({c for c in CHECKPOINTS if c < budget} | {budget})
 
 
+def checkpoint_bests(trajectory: list[tuple[int, float, str]], budget: int,
+                     evaluated: int) -> dict[int, str | None]:
+    """The best-so-far program (its code) at each checkpoint the run reached.
+
+    ``trajectory``: (evaluation index, fitness, code) of each program that scored;
+    ``evaluated``: evaluations the run made. A checkpoint past them (a run stopped early,
+    by Ctrl-C or a signal) has None, not the last best: nothing was measured there.
+    """
+    out: dict[int, str | None] = {}
+    for point in _checkpoints(budget):
+        seen = [t for t in trajectory if t[0] <= point]
+        if not seen or point > evaluated:
+            out[point] = None
+            continue
+        out[point] = max(seen, key=lambda t: (t[1], -t[0]))[2]  # ties: the earliest
+    return out
+
+
 async def _test_scores(problem: Problem, config: RunConfig,
                        trajectory: list[tuple[int, float, str]],
-                       budget: int) -> dict[int, float | None]:
-    """Test score of the best-so-far program at each checkpoint.
-
-    ``trajectory``: (evaluation index, fitness, code) of each program that scored.
-    """
+                       budget: int, evaluated: int) -> dict[int, float | None]:
+    """Test score of the best-so-far program at each checkpoint (see
+    :func:`checkpoint_bests`)."""
     executor = LocalExecutor(WORKERS, config.evaluator.isolation)
     cache: dict[str, float | None] = {}
     out: dict[int, float | None] = {}
     try:
-        for point in _checkpoints(budget):
-            seen = [t for t in trajectory if t[0] <= point]
-            if not seen:
+        for point, code in checkpoint_bests(trajectory, budget, evaluated).items():
+            if code is None:
                 out[point] = None
                 continue
-            best = max(seen, key=lambda t: (t[1], -t[0]))  # ties: the earliest
-            if best[2] not in cache:
-                cache[best[2]] = await _objective(executor, problem, config, best[2],
-                                                  "evaluate_test")
-            out[point] = cache[best[2]]
+            if code not in cache:
+                cache[code] = await _objective(executor, problem, config, code,
+                                               "evaluate_test")
+            out[point] = cache[code]
     finally:
         await executor.close()
     return out
@@ -130,7 +144,7 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
     record = storage.get_run(run.name)
     stats = (record.proposer_stats or {}) if record is not None else {}
     storage.close()
-    tests = asyncio.run(_test_scores(problem, config, trajectory, budget))
+    tests = asyncio.run(_test_scores(problem, config, trajectory, budget, evaluated))
     proposals = sum(counts.values()) - 1  # the initial program is no proposal
     return {
         "tests": tests, "seconds": seconds, "counts": counts,
@@ -149,7 +163,9 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
 async def _plain(problem: Problem, config: RunConfig, budget: int,
                  seed: int) -> tuple[list[tuple[int, float, str]], dict[str, int]]:
     rng = random.Random(seed)
-    proposer = MutationProposer(problem.template, config.mutation)
+    # the plain loop's own parent, not evoforge's sweep of the initial program
+    proposer = MutationProposer(problem.template,
+                                config.mutation.model_copy(update={"initial_sweep": 0}))
     # the operators that need no archive: no crossover partner, no CMA-ES strategy
     operators = [op for op in proposer.operators if op not in ("crossover", "cmaes")]
     executor = LocalExecutor(WORKERS, config.evaluator.isolation)
@@ -210,7 +226,8 @@ def run_plain(name: str, budget: int, seed: int) -> dict[str, Any]:
     start = time.perf_counter()
     trajectory, counts = asyncio.run(_plain(problem, config, budget, seed))
     seconds = time.perf_counter() - start
-    tests = asyncio.run(_test_scores(problem, config, trajectory, budget))
+    evaluated = 1 + counts["ok"] + counts["failed"]  # the initial program and its children
+    tests = asyncio.run(_test_scores(problem, config, trajectory, budget, evaluated))
     return {"tests": tests, "seconds": seconds, "counts": counts,
             "waste": _plain_waste(counts)}
 

@@ -44,3 +44,15 @@ def test_an_evoforge_run_reports_waste_by_proposals_and_by_worker_time(
                            "strongest": "awkward_gap_fit -2.992"}], 12, [1])
     shares = f"{100 * result['waste']:.1f}% ({100 * result['waste_seconds']:.1f}% of worker"
     assert shares + " time)" in row
+
+
+def test_checkpoints_past_a_stopped_runs_end_have_no_score(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    bench = load_module(BENCH / "search.py", "bench_search")
+    trajectory = [(1, -5.0, "a"), (40, -4.0, "b"), (90, -4.5, "c"), (180, -3.0, "d")]
+    # a whole run: the best so far at each checkpoint
+    assert bench.checkpoint_bests(trajectory, 250, 250) == {100: "b", 250: "d"}
+    # stopped after 120 evaluations: 250 was never reached, so it has no program
+    assert bench.checkpoint_bests(trajectory[:3], 250, 120) == {100: "b", 250: None}
+    assert bench.checkpoint_bests([], 250, 0) == {100: None, 250: None}
