@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from evoforge.candidate import Candidate
 from evoforge.proposers.base import Proposal
 from evoforge.proposers.mutation.operators import numeric_literals, with_numeric_literals
 
@@ -126,6 +127,18 @@ class FreshStructures:
         self.waiting.append(Waiting(float(fitness), candidate_id, code,
                                     len(positions) * len(SWEEP_FACTORS), positions,
                                     factors=SWEEP_FACTORS, literal_major=True))
+
+    def sweep_initial(self, parent: Candidate, regions_of: Callable[[str], list[str]],
+                      rng: random.Random) -> None:
+        """Queue ``parent`` for the sweep (see :meth:`sweep`) when it is the initial
+        program, scored, and no sweep was queued yet."""
+        if self.swept or parent.operator != "initial" or parent.fitness is None:
+            return
+        try:
+            literals = len(numeric_literals(regions_of(parent.code)))
+        except ValueError:  # no evolve blocks: nothing to sweep
+            literals = 0
+        self.sweep(parent.id, parent.code, parent.fitness, literals, rng)
 
     def next_step(self, rng: random.Random, regions_of: Callable[[str], list[str]]
                   ) -> tuple[Waiting, list[str]] | None:

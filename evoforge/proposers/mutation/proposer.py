@@ -18,12 +18,7 @@ from evoforge.proposers.mutation.cmaes import CMATuner
 from evoforge.proposers.mutation.edits import EditRecords, describe_edit
 from evoforge.proposers.mutation.fresh import FreshStructures
 from evoforge.proposers.mutation.kinds import check_program
-from evoforge.proposers.mutation.operators import (
-    OPERATORS,
-    OpContext,
-    check_primitive,
-    numeric_literals,
-)
+from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
 
 CMAES = "cmaes"
 """The operator that tunes an elite's numeric literals with CMA-ES (see ``cmaes.py``)."""
@@ -146,6 +141,20 @@ def _static_problem(code: str) -> str | None:
         return check_program(tree)
     except RecursionError:
         return None
+
+
+def _pick_donor(template: Template, donors: list[Candidate],
+                rng: random.Random) -> tuple[Candidate | None, list[str] | None]:
+    """A crossover partner drawn at random from ``donors``, with its regions (the first
+    whose evolve blocks read), or (None, None)."""
+    pool = list(donors)
+    while pool:
+        donor = pool.pop(rng.randrange(len(pool)))
+        try:
+            return donor, extract_regions(template, donor.code)
+        except BlockError:
+            continue
+    return None, None
 
 
 class MutationProposer(Proposer):
@@ -284,13 +293,7 @@ class MutationProposer(Proposer):
 
     def _propose(self, parent: Candidate, inspirations: list[Candidate],
                  rng: random.Random, operators: list[str]) -> Proposal | None:
-        if (not self.fresh.swept and parent.operator == "initial"
-                and parent.fitness is not None):
-            try:
-                literals = len(numeric_literals(self._regions(parent.code)))
-            except BlockError:
-                literals = 0
-            self.fresh.sweep(parent.id, parent.code, parent.fitness, literals, rng)
+        self.fresh.sweep_initial(parent, self._regions, rng)
         step = (self.fresh.next_step(rng, self._regions) if "tune" in operators
                 else None)
         if step is not None:  # a new structure's constants first (see fresh.py)
@@ -333,7 +336,7 @@ class MutationProposer(Proposer):
             other: list[str] | None = None
             sigma = DEFAULT_SIGMA
             if op == "crossover":
-                donor, other = self._pick_donor(donors, rng)
+                donor, other = _pick_donor(self.template, donors, rng)
                 if donor is None:
                     excluded.add(op)
                     continue
@@ -439,17 +442,6 @@ class MutationProposer(Proposer):
                 del self.forms[next(iter(self.forms))]
         return form
 
-    def _pick_donor(self, donors: list[Candidate],
-                    rng: random.Random) -> tuple[Candidate | None, list[str] | None]:
-        pool = list(donors)
-        while pool:
-            donor = pool.pop(rng.randrange(len(pool)))
-            try:
-                return donor, extract_regions(self.template, donor.code)
-            except BlockError:
-                continue
-        return None, None
-
     def _regions(self, code: str) -> list[str]:
         return extract_regions(self.template, code)
 
@@ -544,9 +536,8 @@ class MutationProposer(Proposer):
             best = stall.get("best")
             self.best_fitness = float(best) if isinstance(best, int | float) else None
             self.stalled_proposals = max(int(stall.get("stalled_proposals", 0)), 0)
-        fresh = stats.get("fresh")
-        if isinstance(fresh, dict):  # a resumed run goes on with the structures waiting
-            self.fresh.load_stats(fresh)
+        if isinstance(stats.get("fresh"), dict):  # a resumed run goes on with the queue
+            self.fresh.load_stats(stats["fresh"])
         cmaes = stats.get("cmaes")
         if isinstance(cmaes, dict):  # counters only: a resumed run starts a new strategy
             self.tuner.strategies = int(cmaes.get("strategies", 0))
