@@ -63,18 +63,17 @@ class Waiting:
     """Positions (in :func:`numeric_literals` order) of the literals to move."""
     moves: int = 0
     """Compass steps taken so far."""
-    factors: tuple[float, ...] = FACTORS
-    """The factors a literal is stepped by."""
     literal_major: bool = False
-    """Every factor of one literal before the next literal (the initial sweep); else
-    every literal by one factor before the next factor."""
+    """The initial sweep: each literal by every one of :data:`SWEEP_FACTORS` before the
+    next literal; else every literal by one of :data:`FACTORS` before the next factor."""
 
     def step_at(self, move: int) -> tuple[int, float]:
         """The literal position and the factor of compass step number ``move``."""
-        n, k = len(self.literals), len(self.factors)
+        n = len(self.literals)
         if self.literal_major:
-            return self.literals[(move // k) % n], self.factors[move % k]
-        return self.literals[move % n], self.factors[(move // n) % k]
+            k = len(SWEEP_FACTORS)
+            return self.literals[(move // k) % n], SWEEP_FACTORS[move % k]
+        return self.literals[move % n], FACTORS[(move // n) % len(FACTORS)]
 
 
 def new_literal_positions(before: list[int | float], after: list[int | float]) -> list[int]:
@@ -111,34 +110,28 @@ class FreshStructures:
         self.swept = sweep <= 0
         """True once the initial program was queued for its sweep (or none is asked)."""
 
-    def sweep(self, candidate_id: int, code: str, fitness: float, literals: int,
-              rng: random.Random) -> None:
-        """Queue the initial program (``literals`` numeric literals) for its sweep.
-
-        At most ``sweep`` literals are stepped, drawn at random when it has more; each
-        is halved and doubled (:data:`SWEEP_FACTORS`) before the next, in program order.
-        """
-        self.swept = True
-        positions = list(range(literals))
-        if len(positions) > self.sweep_literals:
-            positions = sorted(rng.sample(positions, self.sweep_literals))
-        if not positions or not math.isfinite(fitness):
-            return
-        self.waiting.append(Waiting(float(fitness), candidate_id, code,
-                                    len(positions) * len(SWEEP_FACTORS), positions,
-                                    factors=SWEEP_FACTORS, literal_major=True))
-
     def sweep_initial(self, parent: Candidate, regions_of: Callable[[str], list[str]],
                       rng: random.Random) -> None:
-        """Queue ``parent`` for the sweep (see :meth:`sweep`) when it is the initial
-        program, scored, and no sweep was queued yet."""
+        """Queue ``parent`` for its sweep when it is the initial program, scored, and no
+        sweep was queued yet.
+
+        At most ``sweep`` of its literals are stepped, drawn at random when it has more;
+        each is halved and doubled (:data:`SWEEP_FACTORS`) before the next, in program
+        order.
+        """
         if self.swept or parent.operator != "initial" or parent.fitness is None:
             return
+        self.swept = True
         try:
-            literals = len(numeric_literals(regions_of(parent.code)))
+            positions = list(range(len(numeric_literals(regions_of(parent.code)))))
         except ValueError:  # no evolve blocks: nothing to sweep
-            literals = 0
-        self.sweep(parent.id, parent.code, parent.fitness, literals, rng)
+            return
+        if len(positions) > self.sweep_literals:
+            positions = sorted(rng.sample(positions, self.sweep_literals))
+        if positions and math.isfinite(parent.fitness):
+            self.waiting.append(Waiting(float(parent.fitness), parent.id, parent.code,
+                                        len(positions) * len(SWEEP_FACTORS), positions,
+                                        literal_major=True))
 
     def next_step(self, rng: random.Random, regions_of: Callable[[str], list[str]]
                   ) -> tuple[Waiting, list[str]] | None:
@@ -219,7 +212,7 @@ class FreshStructures:
         resumed run), and whether the initial program was queued for its sweep."""
         return {"proposals": self.proposals, "waiting": len(self.waiting),
                 "swept": self.swept,
-                "queue": [{**asdict(e), "factors": list(e.factors)} for e in self.waiting]}
+                "queue": [asdict(e) for e in self.waiting]}
 
     def load_stats(self, stats: dict[str, Any]) -> None:
         """Restore what :meth:`stats` returned (entries that do not read are left out)."""
@@ -231,8 +224,6 @@ class FreshStructures:
                 self.waiting.append(Waiting(
                     float(entry["fitness"]), int(entry["candidate_id"]), str(entry["code"]),
                     int(entry["tunes_left"]), [int(i) for i in entry["literals"]],
-                    int(entry.get("moves", 0)),
-                    tuple(float(f) for f in entry.get("factors", FACTORS)),
-                    bool(entry.get("literal_major", False))))
+                    int(entry.get("moves", 0)), bool(entry.get("literal_major", False))))
             except (KeyError, TypeError, ValueError):
                 continue
