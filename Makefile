@@ -29,10 +29,11 @@ $(LOCAL_STAMP): $(DEV_STAMP)
 	touch $(LOCAL_STAMP)
 
 ## run: a short model-free evolution of the built-in bin packing problem, stored in
-## ./evoforge.db so that the README's next commands (evoforge status, best) find it
+## ./evoforge.db so that the README's next commands (evoforge status, best) find it.
+## --ordered-lag 4: results are used in proposal order, so every make run is the same run
 run: $(STAMP)
 	cd $(CURDIR) && $(BIN)/evoforge run bin_packing --budget $(RUN_BUDGET) \
-		--workers $(RUN_WORKERS) --seed 1 \
+		--workers $(RUN_WORKERS) --seed 1 --ordered-lag 4 \
 		--run-name make-run-$$(date +%Y%m%d-%H%M%S)
 
 ## test: the whole test suite, plus ruff and mypy. The tests run in parallel (pytest-xdist,

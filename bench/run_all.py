@@ -28,9 +28,12 @@ OUT = HERE / "out"
 
 
 def timed_run(problem: str | Path, budget: int, workers: int, seed: int = 0,
-              summarize: bool = False) -> tuple[float, SQLStorage, RunRecord, dict]:  # type: ignore[type-arg]
+              summarize: bool = False, ordered_lag: int = 0,
+              ) -> tuple[float, SQLStorage, RunRecord, dict]:  # type: ignore[type-arg]
     """One run in a fresh SQLite file: wall seconds, the storage, the run, its summary."""
     prob = load_problem(problem)
+    if ordered_lag:
+        prob.config = prob.config.model_copy(update={"ordered_lag": ordered_lag})
     tmp = Path(tempfile.mkdtemp(prefix="evoforge-bench-"))
     storage = SQLStorage(str(tmp / "bench.db"))
     run = create_run(storage, prob, budget=budget, seed=seed, workers=workers)
@@ -109,6 +112,32 @@ def scaling(budget: int = 24) -> dict[str, float]:
             "speedup_2_workers": one / two}
 
 
+def ordering(budget: int = 300, seeds: tuple[int, ...] = (1, 2), lag: int = 4,
+             ) -> dict[str, object]:
+    """The cost of ``ordered_lag``: bin_packing, 2 workers, results used as they arrive
+    against in proposal order, the two alternating per seed. Runs of one seed make
+    different programs (and so different numbers of quick functional duplicates), so
+    the time per proposal is compared beside the time per evaluation."""
+    rows = []
+    for seed in seeds:
+        for this_lag in (0, lag):
+            wall, storage, run, _ = timed_run("bin_packing", budget, workers=2, seed=seed,
+                                              ordered_lag=this_lag)
+            proposals = sum(1 for _ in storage.iter_candidates(run.id))
+            rows.append({"seed": seed, "ordered_lag": this_lag, "wall_s": wall,
+                         "proposals": proposals, "ms_per_evaluation": 1000 * wall / budget,
+                         "ms_per_proposal": 1000 * wall / proposals})
+
+    def mean(key: str, this_lag: int) -> float:
+        return statistics.mean(r[key] for r in rows if r["ordered_lag"] == this_lag)
+
+    return {"budget": budget, "runs": rows,
+            "ordered_over_unordered_per_evaluation":
+                mean("ms_per_evaluation", lag) / mean("ms_per_evaluation", 0),
+            "ordered_over_unordered_per_proposal":
+                mean("ms_per_proposal", lag) / mean("ms_per_proposal", 0)}
+
+
 def quality(budget: int = 300, seeds: tuple[int, ...] = (1, 2, 3)) -> dict[str, object]:
     """bin_packing at a fixed budget: best train and test scores against the baselines."""
     rows = []
@@ -152,7 +181,8 @@ def scale() -> dict[str, object]:
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     results = {}
-    for name, bench in (("overhead", overhead), ("scaling", scaling), ("quality", quality),
+    for name, bench in (("overhead", overhead), ("scaling", scaling), ("ordering", ordering),
+                        ("quality", quality),
                         ("library", library), ("search", search), ("speed_claims", speed_claims),
                         ("scale", scale)):
         start = time.perf_counter()

@@ -197,11 +197,17 @@ def run(
         help="Start even when the initial program fails its evaluation.")] = False,
     max_tokens: MaxTokensOpt = None,
     join: JoinOpt = False,
+    ordered_lag: Annotated[int | None, typer.Option(
+        "--ordered-lag", min=0,
+        help="Model-free: use results in proposal order, each proposal seeing the run N "
+        "results back; the same seed then gives the same run with 1 to N workers.")] = None,
 ) -> None:
     """Evolve PROBLEM (a folder, a built-in name, or PROGRAM EVALUATOR) until a budget stops it."""
     prob = _load(problem, evaluator, config)
     if allow_failing_initial:
         prob.config = prob.config.model_copy(update={"allow_failing_initial": True})
+    if ordered_lag is not None:
+        prob.config = prob.config.model_copy(update={"ordered_lag": ordered_lag})
     for warning in prob.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     store = _open(storage)

@@ -226,6 +226,11 @@ class RunConfig(_Model):
         0, description="None (OpenEvolve's null) draws a seed at run creation and stores it"
     )
     workers: int = Field(1, ge=1)
+    ordered_lag: int = Field(
+        0, ge=0, description="model-free runs: use the results in the order the proposals "
+        "were made, proposal k seeing exactly the results before k - N; with a deterministic "
+        "evaluator the same seed then gives the same run with 1 to N workers. 0: use each "
+        "result as it arrives (fastest, not reproducible with several workers)")
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
     database: ArchiveConfig = Field(default_factory=ArchiveConfig)
@@ -350,7 +355,7 @@ def normalize(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     simple = {"max_iterations", "max_time", "target", "random_seed", "workers",
               "diff_based_evolution", "score_round", "system_message", "language",
-              "file_suffix", "allow_failing_initial", "problem_files"}
+              "file_suffix", "allow_failing_initial", "problem_files", "ordered_lag"}
     for key, value in raw.items():
         if key in _SECTIONS and value is not None and not isinstance(value, dict):
             raise TypeError(f"'{key}' must be a mapping of keys, not {type(value).__name__}")

@@ -212,3 +212,20 @@ def test_problems_show_and_score(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
     unknown = evoforge("problems", "show", "nope", cwd=tmp_path)
     assert unknown.returncode == 2 and "no built-in problem 'nope'" in unknown.stderr
+
+
+def test_run_ordered_lag_gives_the_same_run_twice(tmp_path: Path) -> None:
+    bests = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        proc = evoforge("run", str(FIXTURES / "jittery"), "--budget", "16", "--workers", "2",
+                        "--ordered-lag", "4", cwd=tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+        assert status_json(tmp_path / name)["evaluated"] == 16
+        bests.append(evoforge("best", cwd=tmp_path / name).stdout)
+    assert bests[0] == bests[1] and "def f(x):" in bests[0]
+    refused = evoforge("run", str(FIXTURES / "jittery"), "--budget", "5", "--workers", "2",
+                       "--ordered-lag", "1", cwd=tmp_path / "a")
+    assert refused.returncode != 0
+    assert "ordered_lag 1 is below the 2 workers" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -26,7 +26,7 @@ from evoforge.problem.loader import Problem
 from evoforge.proposers.base import ProposalFilter, Proposer
 from evoforge.proposers.filters import NoveltyFilter
 from evoforge.proposers.mutation import MutationProposer
-from evoforge.run.assess import Assessor, Verdict
+from evoforge.run.assess import Assessor, Verdict, functional_duplicate
 from evoforge.run.events import (
     Events,
     Progress,
@@ -37,6 +37,7 @@ from evoforge.run.events import (
 )
 from evoforge.run.intake import Intake, Pending
 from evoforge.run.objective import fitness_of, objective_of
+from evoforge.run.order import ResultOrder, check_lag
 from evoforge.run.pace import Pace
 from evoforge.run.shared import BudgetFull, RunSync
 from evoforge.run.simplify import SIMPLIFY, Simplifier
@@ -101,6 +102,7 @@ class Evolution:
         self.intake = Intake(storage, run, self.state, self.proposer, self.events,
                              self.simplifier, sync)
         self.pace = Pace(executor.max_workers, config.llm, self.spec)
+        self.order = self._result_order(config.ordered_lag)
         self.stop_reason: str | None = None
         self._since_stats = 0
         self._stopping: asyncio.Event | None = None
@@ -111,6 +113,12 @@ class Evolution:
         for mutation in (self.proposer, getattr(self.proposer, "mutation", None)):
             if isinstance(mutation, MutationProposer):
                 mutation.is_known = self.intake.known
+
+    def _result_order(self, lag: int) -> ResultOrder[tuple[Pending, Verdict]] | None:
+        """``ordered_lag``'s bookkeeping, or None when results are used as they arrive."""
+        check_lag(lag, self.executor.max_workers, with_model=self.proposer.asynchronous,
+                  joined=self.sync is not None)
+        return ResultOrder(lag) if lag else None
 
     @property
     def progress(self) -> Progress:
@@ -166,6 +174,15 @@ class Evolution:
     def _finish(self, pending: Pending, verdict: Verdict) -> Candidate:
         """Store a verdict and tell the state, the proposer and the simplifier."""
         base, state = pending.candidate, self.state
+        if (self.order is not None and verdict.functional_hash is not None
+                and verdict.status in (Status.OK, Status.FAILED)
+                and base.operator != SIMPLIFY
+                and (original := self._original(verdict.functional_hash)) is not None):
+            # an earlier proposal's result, used after this one was probed, has the same
+            # behaviour: a duplicate, as it would have been had that result come first
+            self.assessor.func_hits += 1
+            verdict = functional_duplicate(original, verdict.functional_hash,
+                                           verdict.eval_seconds or 0.0)
         if self.sync is not None:
             self.sync.mine.add(base.id)
             self.sync.fitness[base.id] = verdict.fitness
@@ -218,6 +235,12 @@ class Evolution:
 
     def _next_evaluation(self) -> Pending | None | bool:
         """What a free worker evaluates next; None: nothing this time; False: wait."""
+        if self.order is not None:  # proposals are made by _fill, in order
+            return self._ready.popleft() if self._ready else False
+        return self._make()
+
+    def _make(self) -> Pending | None | bool:
+        """A new candidate to evaluate; None: nothing this time; False: wait."""
         state = self.state
         if state.requeue:
             return Pending(state.requeue.pop(0), None, None)
@@ -233,6 +256,30 @@ class Evolution:
             return self._ready.popleft() if self._ready else False
         except BudgetFull:
             return False
+
+    def _fill(self, rule: StopRule) -> None:
+        """``ordered_lag``: make proposals until ``lag`` are made and unused (or the
+        budget would be passed). Called only after a result is used, so that each
+        proposal sees the same run whatever the timing."""
+        order = self.order
+        assert order is not None
+        while (self.stop_reason is None and order.room()
+               and self.state.progress.evaluated + order.outstanding < self.run.budget):
+            pending = self._make()
+            if pending is False:
+                break
+            if isinstance(pending, Pending):
+                order.made_one()
+                self._ready.append(pending)
+            self._check_stop(rule)
+
+    def _settle(self, pending: Pending, verdict: Verdict) -> None:
+        """Use one result; the initial program's failure stops the run."""
+        cand = self._finish(pending, verdict)
+        if cand.seq == 0 and cand.status != Status.OK:
+            if not self.config.allow_failing_initial:
+                raise RunError(initial_failure(self.problem, cand))
+            self.state.adopt_failed_initial(cand)
 
     def _room_for_request(self, evaluating: int, requests: int) -> bool:
         """Whether one more model request may start now (look-ahead, budget, caps)."""
@@ -285,6 +332,8 @@ class Evolution:
         try:
             if state.next_seq == 0 and self.sync is None:
                 state.requeue.insert(0, self.intake.initial(self.problem.initial_program))
+            if self.order is not None:
+                self._fill(rule)
             while True:
                 if self.sync is not None:
                     self.sync.poll(self)
@@ -319,17 +368,22 @@ class Evolution:
                         self._ready.append(proposed)
                 for finished in sorted((t for t in in_flight if t in waited),
                                        key=lambda t: in_flight[t]):
-                    del in_flight[finished]
-                    cand = self._finish(*finished.result())
+                    number = in_flight.pop(finished)
+                    if self.order is None:
+                        self._settle(*finished.result())
+                        session_evals += 1
+                    else:
+                        self.order.finished(number, finished.result())
+                while self.order is not None and (used := self.order.next_in_order()):
+                    self._settle(*used)
                     session_evals += 1
-                    if cand.seq == 0 and cand.status != Status.OK:
-                        if not self.config.allow_failing_initial:
-                            raise RunError(initial_failure(self.problem, cand))
-                        state.adopt_failed_initial(cand)
+                    self._fill(rule)
                 elapsed = time.monotonic() - started
                 p.evals_per_second = session_evals / elapsed if elapsed else 0.0
                 if self.stop_reason is not None and (in_flight or requests):
                     break
+            for held in self.order.drain() if self.order is not None else []:
+                self._settle(*held)  # finished before the stop, behind a running one
         finally:
             stop_waiter.cancel()
             for running in [*in_flight, *requests]:

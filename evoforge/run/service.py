@@ -21,6 +21,7 @@ from evoforge.proposers.llm.proposer import LLMProposer, parse_llm_spec, specs_f
 from evoforge.proposers.llm.types import LLMError
 from evoforge.proposers.mutation import MutationProposer
 from evoforge.run.controller import Events, Evolution, RunError, RunResult
+from evoforge.run.order import check_lag
 from evoforge.run.report import evaluated_of
 from evoforge.run.shared import RunSync
 from evoforge.run.spec import RunSpec
@@ -58,6 +59,8 @@ def open_run(storage: Storage, problem: Problem, *, join: bool = False,
 
     if join and (record := existing()) is not None:
         return record
+    if join and problem.config.ordered_lag:
+        check_lag(problem.config.ordered_lag, 1, with_model=False, joined=True)
     try:
         return create_run(storage, problem, run_name=run_name, **options)
     except StorageError:
@@ -114,6 +117,8 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
         # OpenEvolve's "no seed": draw one, and store it so the run can be replayed
         config = config.model_copy(update={"random_seed": secrets.randbelow(2**31)})
     assert config.random_seed is not None
+    check_lag(config.ordered_lag, config.workers, with_model=bool(config.llm.models),
+              joined=False)
     try:  # a bad mutation or llm section fails here, before a run is stored
         MutationProposer(problem.template, config.mutation)
         specs_from_config(config)

@@ -46,7 +46,8 @@ def run_problem(folder: Path, db: Path, *, budget: int,
                 proposer: Callable[[Problem], Proposer] | None = None,
                 seed: int | None = None, workers: int = 1,
                 mutation: dict[str, Any] | None = None,
-                database: dict[str, Any] | None = None) -> tuple[SQLStorage, int, Evolution]:
+                database: dict[str, Any] | None = None,
+                settings: dict[str, Any] | None = None) -> tuple[SQLStorage, int, Evolution]:
     """Run the problem in ``folder`` for ``budget`` evaluations on local workers.
 
     Args:
@@ -58,6 +59,7 @@ def run_problem(folder: Path, db: Path, *, budget: int,
         workers: concurrent evaluations.
         mutation: overrides of the config's ``mutation`` section.
         database: overrides of the config's ``database`` section.
+        settings: overrides of the config's top-level settings (``ordered_lag``, ...).
 
     Returns:
         The storage, the run's id and the finished :class:`Evolution`; its executor is
@@ -66,7 +68,7 @@ def run_problem(folder: Path, db: Path, *, budget: int,
     problem = load_problem(folder)
     storage = SQLStorage(str(db))
     record = create_run(storage, problem, budget=budget, seed=seed)
-    config = RunConfig.model_validate(record.config)
+    config = RunConfig.model_validate({**record.config, **(settings or {})})
     for section, overrides in (("mutation", mutation), ("database", database)):
         if overrides:
             config = config.model_copy(update={

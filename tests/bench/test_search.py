@@ -56,3 +56,17 @@ def test_checkpoints_past_a_stopped_runs_end_have_no_score(
     # stopped after 120 evaluations: 250 was never reached, so it has no program
     assert bench.checkpoint_bests(trajectory[:3], 250, 120) == {100: "b", 250: None}
     assert bench.checkpoint_bests([], 250, 0) == {100: None, 250: None}
+
+
+def test_the_ordering_bench_compares_both_ways(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the runs' databases
+    import run_all
+
+    result = run_all.ordering(budget=12, seeds=(1,), lag=2)
+    runs = result["runs"]
+    assert isinstance(runs, list)
+    assert [r["ordered_lag"] for r in runs] == [0, 2]
+    assert all(r["proposals"] >= 12 and r["wall_s"] > 0 for r in runs)
+    assert float(result["ordered_over_unordered_per_proposal"]) > 0  # type: ignore[arg-type]
