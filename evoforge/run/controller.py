@@ -269,7 +269,7 @@ class Evolution:
             if pending is False:
                 break
             if isinstance(pending, Pending):
-                order.made_one()
+                order.made(pending.candidate.id)
                 self._ready.append(pending)
             self._check_stop(rule)
 
@@ -368,12 +368,13 @@ class Evolution:
                         self._ready.append(proposed)
                 for finished in sorted((t for t in in_flight if t in waited),
                                        key=lambda t: in_flight[t]):
-                    number = in_flight.pop(finished)
+                    del in_flight[finished]
                     if self.order is None:
                         self._settle(*finished.result())
                         session_evals += 1
                     else:
-                        self.order.finished(number, finished.result())
+                        result = finished.result()
+                        self.order.finished(result[0].candidate.id, result)
                 while self.order is not None and (used := self.order.next_in_order()):
                     self._settle(*used)
                     session_evals += 1

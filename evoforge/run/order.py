@@ -13,6 +13,7 @@ are kept ready to cover it) and proposals made from a run N results old.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Generic, TypeVar
 
 from evoforge.run.events import RunError
@@ -46,47 +47,47 @@ def check_lag(lag: int, workers: int, *, with_model: bool, joined: bool) -> None
 class ResultOrder(Generic[T]):
     """Holds finished results until every earlier proposal's result is in.
 
+    Proposals are known by a key (the loop uses the candidate's id), so the order does
+    not depend on how the loop numbers or dispatches them.
+
     Args:
         lag: N, the most proposals made and not yet used (at least the workers).
     """
 
     def __init__(self, lag: int) -> None:
         self.lag = lag
-        self.made = 0  # proposals made in this session, numbered from 0
-        self.used = 0  # of them, results used (all of those numbered below)
         self.held_back = 0  # results that came in before an earlier proposal's
+        self._unused: deque[int] = deque()  # keys of proposals made, results not used
         self._held: dict[int, T] = {}
 
     @property
     def outstanding(self) -> int:
         """Proposals made whose results are not used yet (ready, running or held)."""
-        return self.made - self.used
+        return len(self._unused)
 
     def room(self) -> bool:
         """Whether one more proposal may be made now."""
         return self.outstanding < self.lag
 
-    def made_one(self) -> int:
-        """Number a new proposal; its result is used after those of the ones before it."""
-        self.made += 1
-        return self.made - 1
+    def made(self, key: int) -> None:
+        """A new proposal; its result is used after those of the ones made before it."""
+        self._unused.append(key)
 
-    def finished(self, number: int, result: T) -> None:
-        """The result of proposal ``number`` is in."""
-        if number != self.used:
+    def finished(self, key: int, result: T) -> None:
+        """The result of proposal ``key`` is in."""
+        if key != self._unused[0]:
             self.held_back += 1
-        self._held[number] = result
+        self._held[key] = result
 
     def next_in_order(self) -> T | None:
         """The next result to use (its proposal is the oldest unused one), or None."""
-        result = self._held.pop(self.used, None)
-        if result is not None:
-            self.used += 1
-        return result
+        if not self._unused or self._unused[0] not in self._held:
+            return None
+        return self._held.pop(self._unused.popleft())
 
     def drain(self) -> list[T]:
         """Every held result, in proposal order, gaps skipped: the run is stopping and
         a finished evaluation must not be lost."""
-        held = [self._held.pop(k) for k in sorted(self._held)]
-        self.used = self.made
+        held = [self._held.pop(k) for k in self._unused if k in self._held]
+        self._unused.clear()
         return held

@@ -17,16 +17,17 @@ Row = tuple[int, str, str, float | None, int | None, tuple[int, ...]]
 
 def test_results_are_used_in_proposal_order_and_drained_at_a_stop() -> None:
     order: ResultOrder[str] = ResultOrder(3)
-    numbers = [order.made_one() for _ in range(3)]
-    assert numbers == [0, 1, 2] and not order.room()
-    order.finished(1, "b")  # before 0: held back
+    for key in (10, 11, 12):  # the loop's keys are candidate ids
+        order.made(key)
+    assert order.outstanding == 3 and not order.room()
+    order.finished(11, "b")  # before 10: held back
     assert order.next_in_order() is None and order.held_back == 1
-    order.finished(0, "a")
+    order.finished(10, "a")
     assert [order.next_in_order(), order.next_in_order(), order.next_in_order()] == [
         "a", "b", None]
     assert order.outstanding == 1 and order.room()
-    order.made_one()
-    order.finished(3, "d")  # 2 never finishes: the run stops
+    order.made(13)
+    order.finished(13, "d")  # 12 never finishes: the run stops
     assert order.drain() == ["d"] and order.outstanding == 0
 
 
