@@ -153,6 +153,11 @@ class MutationConfig(_Model):
         "0 is tried on by itself instead of waiting for a random move of every literal "
         "(0: off)"
     )
+    max_nodes: int | None = Field(
+        None, ge=0, description="bloat control: a child whose evolve regions grow past this "
+        "many AST nodes (and past its parent's) is not proposed, the operator tries again; "
+        "None (the default): 4 times the initial program's size, at least 64; 0: no limit"
+    )
     site_avoidance: float = Field(
         2.0, ge=0, description="how strongly edits are avoided in sub-trees whose edits "
         "mostly made wasted children in this run: each sub-tree on the way from the "

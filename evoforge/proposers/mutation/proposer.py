@@ -19,6 +19,7 @@ from evoforge.proposers.mutation.edits import EditRecords, describe_edit
 from evoforge.proposers.mutation.fresh import FreshStructures
 from evoforge.proposers.mutation.kinds import check_program
 from evoforge.proposers.mutation.operators import OPERATORS, OpContext, check_primitive
+from evoforge.proposers.mutation.regions import node_limit, oversized
 
 CMAES = "cmaes"
 """The operator that tunes an elite's numeric literals with CMA-ES (see ``cmaes.py``)."""
@@ -242,6 +243,8 @@ class MutationProposer(Proposer):
         self.stalled_proposals = 0
         """Proposals made while the run was stalled."""
         self.edits = EditRecords(config.waste_avoidance, config.site_avoidance)
+        self.max_nodes = node_limit(config.max_nodes, template.regions)
+        self.oversized = 0  # children dropped for growing past max_nodes
         self.fresh = FreshStructures(config.fresh_tuning, config.initial_sweep)
         self._outside: set[str] | None = None
         try:
@@ -374,6 +377,9 @@ class MutationProposer(Proposer):
                 excluded.add(op)
                 continue
             code = self._render(new_regions)
+            if code is not None and oversized(self.max_nodes, new_regions, regions):
+                self.oversized += 1
+                code = None  # bloat control: a failed try of this operator on this parent
             kind = None
             sites: list[str] = []
             if code is not None and code != parent.code:
@@ -513,6 +519,7 @@ class MutationProposer(Proposer):
         """
         return {"bandit": self.bandit.stats(), "tune_sigma": dict(self.sigmas),
                 "avoided": self.rejected_early, "equivalent": self.equivalents,
+                "oversized": self.oversized,
                 **self.edits.stats(), "fresh": self.fresh.stats(),
                 "stall": {"since_best": self.since_best, "best": self.best_fitness,
                           "stalled_proposals": self.stalled_proposals},
@@ -529,6 +536,8 @@ class MutationProposer(Proposer):
             self.rejected_early = stats["avoided"]
         if isinstance(stats.get("equivalent"), int):
             self.equivalents = stats["equivalent"]
+        if isinstance(stats.get("oversized"), int):
+            self.oversized = stats["oversized"]
         self.edits.load_stats(stats)
         stall = stats.get("stall")
         if isinstance(stall, dict):

@@ -107,6 +107,54 @@ def parse_region(text: str) -> ast.Module | None:
         return None
 
 
+NODE_LIMIT_FLOOR = 64
+"""The smallest default size limit (AST nodes of the evolve regions): a 16-node rule such
+as ``-tid`` may grow to 64, room for a linear mix of four or five features."""
+NODE_LIMIT_FACTOR = 4
+"""The default size limit is this many times the initial program's size (at least the
+floor), so a problem that starts from a large program is not held to the floor."""
+
+
+def region_nodes(regions: list[str] | tuple[str, ...]) -> int | None:
+    """The AST nodes of ``regions`` together, or None when one of them does not parse.
+
+    A negative literal (``-0.5``: a minus on a constant) counts as one node, so moving a
+    literal across zero, as ``tune`` and CMA-ES do, never changes a program's size.
+    """
+    total = 0
+    for text in regions:
+        tree = parse_region(text)
+        if tree is None:
+            return None
+        for node in ast.walk(tree):
+            negative = isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant)
+            total += -1 if negative else 1  # with its operator node: one node in all
+    return total
+
+
+def node_limit(setting: int | None, initial: list[str] | tuple[str, ...]) -> int | None:
+    """The size limit of a run: ``setting`` (0: none), or by default
+    :data:`NODE_LIMIT_FACTOR` times the size of the ``initial`` regions, at least
+    :data:`NODE_LIMIT_FLOOR` (none when they do not parse)."""
+    if setting is not None:
+        return setting or None
+    size = region_nodes(initial)
+    return None if size is None else max(NODE_LIMIT_FLOOR, NODE_LIMIT_FACTOR * size)
+
+
+def oversized(limit: int | None, child: list[str], parent: list[str]) -> bool:
+    """True for a child past ``limit`` that is also larger than its parent: bloat control
+    stops growth, it never blocks the edits of a program already past the limit that
+    keep or reduce its size."""
+    if limit is None:
+        return False
+    size = region_nodes(child)
+    if size is None or size <= limit:
+        return False
+    before = region_nodes(parent)
+    return before is None or size > before
+
+
 def unparse_region(tree: ast.Module, indent: str) -> str:
     """Render ``tree`` as region text indented by ``indent``, ending with a newline.
 
