@@ -128,7 +128,8 @@ def region_nodes(regions: list[str] | tuple[str, ...]) -> int | None:
             return None
         for node in ast.walk(tree):
             negative = isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant)
-            total += -1 if negative else 1  # with its operator node: one node in all
+            # a minus on a literal: -1 here, +1 for its USub, +1 for the literal: 1 in all
+            total += -1 if negative else 1
     return total
 
 
