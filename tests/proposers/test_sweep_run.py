@@ -7,7 +7,9 @@ from pathlib import Path
 from evoforge.candidate import Status
 from evoforge.problem.blocks import extract_regions
 from evoforge.proposers.mutation import MutationProposer
-from evoforge.proposers.mutation.operators import numeric_literals
+from evoforge.proposers.mutation.canonical import canonical
+from evoforge.proposers.mutation.fresh import SWEEP_FACTORS, compass_step
+from evoforge.proposers.mutation.operators import numeric_literals, with_numeric_literals
 from evoforge.testing import run_problem
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "problems"
@@ -41,5 +43,18 @@ def test_a_run_tries_the_switch_of_its_initial_program_by_itself(tmp_path: Path)
     assert fresh["swept"] is True
     sweep = [e for e in fresh["queue"] if e["literal_major"]]
     assert not sweep or sweep[0]["moves"] + sweep[0]["tunes_left"] == 14
-    assert sweep or {i for i, _ in one_literal} == set(range(len(before)))
+    if not sweep:
+        # every literal was stepped by itself, unless its steps fold to programs already
+        # made: ``2.0 * 1.0`` halved at either factor is ``1.0``, so the second factor's
+        # steps are dropped as equivalents of the first's, not proposed
+        regions = extract_regions(proposer.template, initial.code)
+        made = {form.hash for c in cands if (form := canonical(c.code)) is not None}
+        for i in set(range(len(before))) - {i for i, _ in one_literal}:
+            for factor in SWEEP_FACTORS:
+                moved = list(before)
+                moved[i] = compass_step(before[i], factor)
+                stepped = with_numeric_literals(regions, moved)
+                assert stepped is not None
+                form = canonical(proposer.template.render(stepped))
+                assert form is not None and form.hash in made, (i, factor)
     assert sum(c.status == Status.OK for c in cands) > 40
