@@ -51,6 +51,10 @@ def test_run_page_updates_live(page: Page, slow_html_problem: Path, tmp_path: Pa
             first_best = page.locator("#best-score").inner_text()
             count_points = ("Chart.getChart('score-chart').data.datasets"
                             ".reduce((n, d) => n + d.data.length, 0)")
+            # #run-status is in the served HTML; the chart's scripts load after it
+            page.wait_for_function("() => typeof Chart !== 'undefined'"
+                                   " && Chart.getChart('score-chart') !== undefined",
+                                   timeout=20_000)
             first_points = page.evaluate(count_points)
             page.screenshot(path=tmp_path / "run-early.png", full_page=True)
             # the same page, never reloaded: a marker set now must survive
