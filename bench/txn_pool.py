@@ -56,6 +56,7 @@ def _linear(baseline: str, weights: list[float]) -> str:
 
 
 def _score(code: str, workloads: list[txn.Workload]) -> float:
+    # a fresh module per call: a sampling program's RNG starts anew, as in evaluate
     return float(txn.score_schedule(_schedule(code), workloads).metrics["combined_score"])
 
 
@@ -77,13 +78,14 @@ def _fit(baseline: str, workloads: list[txn.Workload]) -> list[float]:
     return best[1]
 
 
-def fit_report(baseline: str, splits: list[list[txn.Workload]]) -> None:
+def fit_report(baseline: str, splits: list[list[txn.Workload]],
+               test: list[txn.Workload]) -> None:
     """Print the ``--fit`` table (see the module docstring)."""
-    train, test = txn.make_workloads("train"), txn.make_workloads("test")
+    train = txn.make_workloads("train")
     fitted_on = [w for split in splits[:FIT_SPLITS] for w in split]
     held_out = [w for split in splits[FIT_SPLITS:] for w in split]
     programs = {"earliest_start_contention": baseline}
-    for name, workloads in (("fit on the 9 train workloads", train),
+    for name, workloads in ((f"fit on the {len(train)} train workloads", train),
                             (f"fit on pool splits {FIRST_SEED}-{FIRST_SEED + FIT_SPLITS - 1}",
                              fitted_on)):
         weights = _fit(baseline, workloads)
@@ -91,8 +93,8 @@ def fit_report(baseline: str, splits: list[list[txn.Workload]]) -> None:
     print(f"priority = -start + w . ({', '.join(FEATURES)}); combined_score, higher is "
           f"better; the pool's splits {FIRST_SEED + FIT_SPLITS}-{FIRST_SEED + len(splits) - 1} "
           "are held out of both fits")
-    print(f"| program | train (9) | pool {FIRST_SEED}-{FIRST_SEED + FIT_SPLITS - 1} "
-          f"({len(fitted_on)}) | held out ({len(held_out)}) | test (30) |")
+    print(f"| program | train ({len(train)}) | pool {FIRST_SEED}-{FIRST_SEED + FIT_SPLITS - 1} "
+          f"({len(fitted_on)}) | held out ({len(held_out)}) | test ({len(test)}) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, code in programs.items():
         cells = [_score(code, ws) for ws in (train, fitted_on, held_out, test)]
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     escp = programs["earliest_start_contention"]
     assert BASELINE in escp, "the baseline changed; update WEIGHTS"
     if args.fit:
-        fit_report(escp, splits)
+        fit_report(escp, splits, test)
         return 0
     for weight in WEIGHTS:
         if weight != 0.04:
@@ -137,10 +139,8 @@ def main(argv: list[str] | None = None) -> int:
           + " | pool mean | test |")
     print("| --- |" + " ---: |" * (args.splits + 2))
     for name, code in programs.items():
-        # a fresh module per split: a sampling program's RNG starts anew, as in evaluate
-        scores = [txn.score_schedule(_schedule(code), ws).metrics["combined_score"]
-                  for ws in splits]
-        on_test = txn.score_schedule(_schedule(code), test).metrics["combined_score"]
+        scores = [_score(code, ws) for ws in splits]
+        on_test = _score(code, test)
         print(f"| {name} | " + " | ".join(f"{s:.3f}" for s in scores)
               + f" | **{sum(scores) / len(scores):.3f}** | {on_test:.3f} |", flush=True)
     return 0
