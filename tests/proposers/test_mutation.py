@@ -1248,14 +1248,24 @@ def _initial(code: str, fitness: float = 1.0) -> Candidate:
                      code_hash=normalized_hash(code), fitness=fitness)
 
 
+def _sweep_steps(proposer: MutationProposer, code: str, rng: random.Random, steps: int,
+                 after: int = 40, limit: int = 400) -> list[Proposal]:
+    """Proposals of the initial program until the sweep has made ``steps`` steps, then
+    ``after`` more (a sweep must not start again), at most ``limit``; the sweep steps."""
+    made: list[Proposal | None] = []
+    left = after
+    while len(made) < limit and left > 0:
+        made.append(proposer.propose(_initial(code), [], rng))
+        left -= proposer.fresh.proposals >= steps
+    return [p for p in made if p is not None and "fresh_fitness" in p.meta]
+
+
 def test_the_initial_programs_literals_are_swept_one_at_a_time() -> None:
     code = CIRCLE.read_text()
     proposer = MutationProposer(parse_blocks(code), MutationConfig())
     before = numeric_literals(extract_regions(proposer.template, code))
     assert len(before) == 18 and before[:2] == [0, 0.003]  # RELAX_ROUNDS, RELAX_RATE
-    rng = random.Random(1)
-    made = [proposer.propose(_initial(code), [], rng) for _ in range(400)]
-    swept = [p for p in made if p is not None and "fresh_fitness" in p.meta]
+    swept = _sweep_steps(proposer, code, random.Random(1), 2 * 18)
     assert len(swept) == 2 * 18 == proposer.fresh.proposals
     assert all(p.operator == "tune" and p.parent_ids == [7] for p in swept)
     steps = []
@@ -1271,11 +1281,10 @@ def test_the_initial_programs_literals_are_swept_one_at_a_time() -> None:
     # drawn at random when the program has more literals than the sweep takes
     few = MutationProposer(parse_blocks(code), MutationConfig(initial_sweep=5))
     rng = random.Random(2)
-    made = [few.propose(_initial(code), [], rng) for _ in range(200)]
-    assert sum(p is not None and "fresh_fitness" in p.meta for p in made) == 10
+    assert len(_sweep_steps(few, code, rng, 10, limit=200)) == 10
     off = MutationProposer(parse_blocks(code), MutationConfig(initial_sweep=0))
-    made = [off.propose(_initial(code), [], rng) for _ in range(200)]
-    assert not any(p is not None and "fresh_fitness" in p.meta for p in made)
+    # the sweep's first steps come within a few proposals (a fifth of them while it waits)
+    assert not _sweep_steps(off, code, rng, 1, limit=60)
 
 
 def test_a_resumed_run_goes_on_with_the_sweep_and_does_not_start_it_again() -> None:
@@ -1288,8 +1297,7 @@ def test_a_resumed_run_goes_on_with_the_sweep_and_does_not_start_it_again() -> N
     resumed = MutationProposer(parse_blocks(code), MutationConfig())
     resumed.load_stats(stats)
     assert resumed.stats() == stats
-    made = [resumed.propose(_initial(code), [], rng) for _ in range(400)]
-    swept = [p for p in made if p is not None and "fresh_fitness" in p.meta]
+    swept = _sweep_steps(resumed, code, rng, 36)
     assert len(swept) == 36 - 5 and resumed.fresh.proposals == 36  # the rest, once
     before = numeric_literals(extract_regions(resumed.template, code))
     after = numeric_literals(extract_regions(resumed.template, swept[0].code))
