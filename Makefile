@@ -37,12 +37,14 @@ run: $(STAMP)
 		--run-name make-run-$$(date +%Y%m%d-%H%M%S)
 
 ## test: the whole test suite, plus ruff and mypy. The tests run in parallel (pytest-xdist,
-## one process per core, at most 4); the two browser tests run after them, on their own
-## (Playwright keeps an event loop running in the process that drives the browser).
+## one process per core, at most 4); then the tests marked `alone` (they take the whole
+## machine, tests/conftest.py) and the two browser tests, on their own (Playwright keeps
+## an event loop running in the process that drives the browser).
 test: $(DEV_STAMP) $(LOCAL_STAMP)
 	$(BIN)/ruff check evoforge tests bench
 	$(BIN)/mypy evoforge
-	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup -m "not browser"
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup -m "not browser and not alone"
+	$(BIN)/pytest -q -m alone
 	$(BIN)/pytest -q -m browser
 
 ## lint: ruff and mypy only

@@ -318,7 +318,7 @@ async def _evaluate_all() -> tuple[dict[tuple[str, str], EvalOutcome],
     return {(name, case): o for (name, case, _), o in zip(CASES, outcomes, strict=True)}, after
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def results() -> tuple[dict[tuple[str, str], EvalOutcome], dict[str, EvalOutcome]]:
     return asyncio.run(_evaluate_all())
 

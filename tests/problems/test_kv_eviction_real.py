@@ -140,7 +140,7 @@ def test_cli_perplexity_needs_a_problem_that_has_one(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the real model
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded():
     return kv_model.load_model()
 

@@ -36,7 +36,7 @@ def _readme_table() -> dict[str, tuple[float, float]]:
     return rows
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def scores() -> dict[str, dict[str, dict[str, float]]]:
     programs = ["initial_program.py"] + [
         f"baselines/{p.name}" for p in sorted((PROBLEM / "baselines").glob("*.py"))

@@ -167,7 +167,7 @@ def test_missing_libraries_name_the_install_commands(
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model() -> LocalModel:
     """The real model, loaded once for this module."""
     if MISSING is not None:  # pragma: no cover - guarded by needs_model as well
