@@ -151,7 +151,8 @@ def run_evoforge(name: str, budget: int, seed: int) -> dict[str, Any]:
         "waste": sum(counts[s.value] for s in WASTED) / max(proposals, 1),
         "waste_seconds": worker_seconds["wasted"] / max(worker_seconds["all"], 1e-9),
         "functional": functional, "simplified": simplified,
-        "avoided": stats.get("avoided"), "cmaes": stats.get("cmaes"),
+        "avoided": stats.get("avoided"), "oversized": stats.get("oversized"),
+        "cmaes": stats.get("cmaes"),
         "stall": stats.get("stall"), "operators": operators,
         "parents_redrawn": summary.get("parents_redrawn"),
         "baselines": {k: v.get("test") for k, v in (summary.get("baselines") or {}).items()},
@@ -385,7 +386,9 @@ def main() -> None:
                       + (f" of proposals, {100 * result['waste_seconds']:.1f}% of worker time"
                          if "waste_seconds" in result else "")
                       + (f", parents drawn again {result['parents_redrawn']}"
-                         if result.get("parents_redrawn") is not None else ""),
+                         if result.get("parents_redrawn") is not None else "")
+                      + (f", children over the size limit {result['oversized']}"
+                         if result.get("oversized") is not None else ""),
                       flush=True)
                 args.json.parent.mkdir(parents=True, exist_ok=True)  # partial results survive
                 args.json.write_text(json.dumps([*rows, row], indent=2))

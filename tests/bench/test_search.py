@@ -30,6 +30,9 @@ def test_an_evoforge_run_reports_waste_by_proposals_and_by_worker_time(
     (db,) = tmp_path.glob("evoforge-bench-*/bench.db")
     storage = SQLStorage(str(db))
     (run,) = storage.list_runs()
+    # children the size limit stopped before they were proposed, as the proposer counted
+    assert run.proposer_stats is not None
+    assert result["oversized"] == run.proposer_stats["oversized"] >= 0
     seconds = {"all": 0.0, "wasted": 0.0}
     for cand in storage.iter_candidates(run.id):
         seconds["all"] += cand.eval_seconds or 0.0
