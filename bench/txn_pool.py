@@ -36,10 +36,11 @@ from evoforge.storage import SQLStorage
 PROBLEM = Path(txn.__file__).resolve().parent
 FIRST_SEED = 11  # the pool's split seeds: 11, 12, ... (train and test use others)
 WEIGHTS = (0.02, 0.03, 0.04, 0.05, 0.06, 0.08)
-BASELINE = "-start + 0.04 * contention"
+BASELINE_WEIGHT = 0.04
+BASELINE = f"-start + {BASELINE_WEIGHT} * contention"
 FEATURES = ("contention", "gap", "duration", "np.maximum(start + duration - makespan, 0.0)")
 """``--fit``: the priority is ``-start + sum(w_i * feature_i)``; the baseline is
-``w = (0.04, 0, 0, 0)``."""
+``w = (BASELINE_WEIGHT, 0, 0, 0)``."""
 FIT_PROGRAMS = 240
 FIT_SPLITS = 3
 
@@ -64,7 +65,8 @@ def _fit(baseline: str, workloads: list[txn.Workload]) -> list[float]:
     """The weights CMA-ES finds best on ``workloads`` (seeded, from the baseline's)."""
     import cma
 
-    es = cma.CMAEvolutionStrategy([0.04, 0.0, 0.0, 0.0], 0.05,
+    start = [BASELINE_WEIGHT] + [0.0] * (len(FEATURES) - 1)
+    es = cma.CMAEvolutionStrategy(start, 0.05,
                                   {"seed": 1, "verbose": -9, "maxfevals": FIT_PROGRAMS})
     best: tuple[float, list[float]] | None = None
     while not es.stop():
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_report(escp, splits, test)
         return 0
     for weight in WEIGHTS:
-        if weight != 0.04:
+        if weight != BASELINE_WEIGHT:
             programs[f"earliest_start_contention, {weight}"] = escp.replace(
                 BASELINE, f"-start + {weight} * contention")
     for db in args.dbs:
