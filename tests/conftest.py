@@ -9,21 +9,16 @@ import pytest
 # the machine's memory; and a test cluster made by ray.cluster_utils is written down as
 # the machine's "current" cluster, which a concurrent ray.init() without an address joins,
 # and loses, with a KeyboardInterrupt, when that test shuts it down).
-# Tests that share one costly fixture (a model loaded, every adversarial program evaluated)
-# run on one worker too, and the fixture is session-scoped there: a module-scoped one was
-# built once per worker that got some of the tests, and again when other modules' tests
-# ran in between (20-30 s each time).
+# A module whose tests share one costly fixture groups itself (`pytestmark`, as
+# tests/integrity/test_adversarial.py) and makes the fixture session-scoped.
 _GROUPS = {"postgres": "postgres", "test_ray": "ray", "[ray]": "ray", "ray_cluster": "ray",
-           "::testrayexecutor::": "ray", "integrity/test_adversarial.py": "adversarial",
-           "test_local_model.py::test_real_model": "local_model",
-           "test_tts_allocation.py::test_readme_table": "tts_scores",
-           "test_tts_allocation.py::test_baseline_ordering": "tts_scores",
-           "test_tts_allocation.py::test_spread_knob": "tts_scores"}
+           "::testrayexecutor::": "ray"}
 
 
 # Tests that take the whole machine while they run: the fork bomb where nothing caps its
 # processes (spawn isolation as root) starves whatever runs beside it (a 10 s probe of a
-# fake perf script timed out next to it). `make test` runs them after the parallel part.
+# fake perf script timed out in a run beside it, most likely for that reason). `make test`
+# runs them after the parallel part.
 _ALONE = ("testspawnexecutor::test_fork_bomb_is_contained",)
 
 

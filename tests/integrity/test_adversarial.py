@@ -24,6 +24,11 @@ import pytest
 from evoforge.evaluation.sandbox import EvalJob, EvalOutcome
 from evoforge.executors.local import LocalExecutor
 
+# Its tests share one session-scoped evaluation of every program (~30 s): grouped on one
+# worker it is made once (a module-scoped one was made on each worker that got some of
+# the tests, and again when other modules' tests ran in between).
+pytestmark = pytest.mark.xdist_group("adversarial")
+
 PROBLEMS_DIR = Path(__file__).resolve().parents[2] / "evoforge" / "problems"
 
 

@@ -11,6 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
+# Its tests share one session-scoped scoring of every program: grouped on one worker it
+# is made once (a module-scoped one was made on each worker that got some of the tests,
+# and again when other modules' tests ran in between).
+pytestmark = pytest.mark.xdist_group("tts_allocation")
+
 PROBLEM = Path(__file__).resolve().parents[2] / "evoforge" / "problems" / "tts_allocation"
 INITIAL = PROBLEM / "initial_program.py"
 TOLERANCE = 0.001

@@ -26,6 +26,11 @@ from evoforge.proposers.llm.local import (
 )
 from evoforge.proposers.llm.types import Completion, LLMError, ModelSpec
 
+# Its tests share one session-scoped loaded model (~16 s): grouped on one worker it is
+# made once (a module-scoped one was made on each worker that got some of the tests, and
+# again when other modules' tests ran in between).
+pytestmark = pytest.mark.xdist_group("local_model")
+
 
 def _missing() -> str | None:
     """Why the real model cannot run here, or None when it can."""
