@@ -2,63 +2,35 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import yaml
 
-PROBLEM = Path(__file__).resolve().parents[2] / "evoforge" / "problems" / "bin_packing"
+from tests.problems.readme_scores import (
+    Scores,
+    assert_readme_matches,
+    load_evaluator,
+    problem_dir,
+    score_programs,
+)
+
+PROBLEM = problem_dir("bin_packing")
 INITIAL = PROBLEM / "initial_program.py"
 TOLERANCE = 0.001
 
-
-def _load_evaluator() -> ModuleType:
-    path = PROBLEM / "evaluator.py"
-    spec = importlib.util.spec_from_file_location("_bin_packing_evaluator", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # not put in sys.modules, as a harness loading it by path might not either
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _load_evaluator()
-
-
-def _readme_table() -> dict[str, tuple[float, float]]:
-    """README baseline rows: program path -> (train score, test score)."""
-    rows: dict[str, tuple[float, float]] = {}
-    for line in (PROBLEM / "README.md").read_text().splitlines():
-        match = re.match(r"^\|\s*`([^`]+\.py)`\s*\|\s*(-?[\d.]+)\s*\|\s*(-?[\d.]+)\s*\|", line)
-        if match:
-            rows[match.group(1)] = (float(match.group(2)), float(match.group(3)))
-    return rows
+ev = load_evaluator("bin_packing")
 
 
 @pytest.fixture(scope="module")
-def scores() -> dict[str, dict[str, dict[str, float]]]:
-    programs = ["initial_program.py"] + [
-        f"baselines/{p.name}" for p in sorted((PROBLEM / "baselines").glob("*.py"))
-    ]
-    return {
-        name: {
-            "train": ev.evaluate(str(PROBLEM / name)),
-            "test": ev.evaluate_test(str(PROBLEM / name)),
-        }
-        for name in programs
-    }
+def scores() -> Scores:
+    return score_programs(PROBLEM, ev)
 
 
 def test_readme_table_matches_computed_scores(scores):
-    table = _readme_table()
-    assert set(table) == set(scores), "README baseline table must list every program"
-    for name, (train, test) in table.items():
-        assert scores[name]["train"]["combined_score"] == pytest.approx(train, abs=TOLERANCE), name
-        assert scores[name]["test"]["combined_score"] == pytest.approx(test, abs=TOLERANCE), name
+    assert_readme_matches(PROBLEM, scores, TOLERANCE)
 
 
 def test_baseline_ordering(scores):

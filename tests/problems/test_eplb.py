@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import yaml
 
-PROBLEM = Path(__file__).resolve().parents[2] / "evoforge" / "problems" / "eplb"
+from tests.problems.readme_scores import load_evaluator, problem_dir
+from tests.problems.readme_scores import load_module as _load
+
+PROBLEM = problem_dir("eplb")
 INITIAL = PROBLEM / "initial_program.py"
 BASELINES = PROBLEM / "baselines"
 
 
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _load(PROBLEM / "evaluator.py", "_eplb_evaluator")
+ev = load_evaluator("eplb")
 deepseek = _load(BASELINES / "deepseek_hierarchical.py", "_eplb_deepseek")
 
 

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import yaml
 
-PROBLEM = Path(__file__).resolve().parents[2] / "evoforge" / "problems" / "max_coverage"
+from tests.problems.readme_scores import load_evaluator, problem_dir, readme_table
+from tests.problems.readme_scores import load_module as _load
+
+PROBLEM = problem_dir("max_coverage")
 INITIAL = PROBLEM / "initial_program.py"
 BASELINES = PROBLEM / "baselines"
 
-
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _load(PROBLEM / "evaluator.py", "_max_coverage_evaluator")
+ev = load_evaluator("max_coverage")
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +122,7 @@ def test_initial_program_is_the_naive_reference():
 
 def test_readme_table_states_meta_scores():
     meta = yaml.safe_load((PROBLEM / "meta.yaml").read_text())
-    rows: dict[str, tuple[float, float]] = {}
-    for line in (PROBLEM / "README.md").read_text().splitlines():
-        match = re.match(r"^\|\s*`([^`]+\.py)`\s*\|\s*(-?[\d.]+)\s*\|\s*(-?[\d.]+)\s*\|", line)
-        if match:
-            rows[match.group(1)] = (float(match.group(2)), float(match.group(3)))
+    rows = readme_table(PROBLEM)
     expected = {f"baselines/{b}.py": (s["train"], s["test"]) for b, s in meta["baselines"].items()}
     expected["initial_program.py"] = expected["baselines/naive_greedy.py"]
     assert rows == expected

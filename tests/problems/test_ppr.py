@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import yaml
 
-PROBLEM = Path(__file__).resolve().parents[2] / "evoforge" / "problems" / "ppr"
+from tests.problems.readme_scores import load_evaluator, problem_dir
+
+PROBLEM = problem_dir("ppr")
 BASELINES = ("python_power", "numpy_power", "numpy_bound_stop")
 
 
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _load(PROBLEM / "evaluator.py", "_ppr_evaluator")
+ev = load_evaluator("ppr")
 
 
 def _tiny() -> ev.Instance:

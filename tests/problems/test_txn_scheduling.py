@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
@@ -11,51 +10,29 @@ import numpy as np
 import pytest
 import yaml
 
-PROBLEM = Path(__file__).resolve().parents[2] / "evoforge" / "problems" / "txn_scheduling"
+from tests.problems.readme_scores import (
+    Scores,
+    assert_readme_matches,
+    load_evaluator,
+    problem_dir,
+    score_programs,
+)
+from tests.problems.readme_scores import load_module as _load
+
+PROBLEM = problem_dir("txn_scheduling")
 INITIAL = PROBLEM / "initial_program.py"
 TOLERANCE = 0.001
 
-
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _load(PROBLEM / "evaluator.py", "_txn_scheduling_evaluator")
-
-
-def _readme_table() -> dict[str, tuple[float, float]]:
-    rows: dict[str, tuple[float, float]] = {}
-    for line in (PROBLEM / "README.md").read_text().splitlines():
-        match = re.match(r"^\|\s*`([^`]+\.py)`\s*\|\s*(-?[\d.]+)\s*\|\s*(-?[\d.]+)\s*\|", line)
-        if match:
-            rows[match.group(1)] = (float(match.group(2)), float(match.group(3)))
-    return rows
+ev = load_evaluator("txn_scheduling")
 
 
 @pytest.fixture(scope="module")
-def scores() -> dict[str, dict[str, dict[str, float]]]:
-    programs = ["initial_program.py"] + [
-        f"baselines/{p.name}" for p in sorted((PROBLEM / "baselines").glob("*.py"))
-    ]
-    return {
-        name: {
-            "train": ev.evaluate(str(PROBLEM / name)),
-            "test": ev.evaluate_test(str(PROBLEM / name)),
-        }
-        for name in programs
-    }
+def scores() -> Scores:
+    return score_programs(PROBLEM, ev)
 
 
 def test_readme_table_matches_computed_scores(scores):
-    table = _readme_table()
-    assert set(table) == set(scores), "README baseline table must list every program"
-    for name, (train, test) in table.items():
-        assert scores[name]["train"]["combined_score"] == pytest.approx(train, abs=TOLERANCE), name
-        assert scores[name]["test"]["combined_score"] == pytest.approx(test, abs=TOLERANCE), name
+    assert_readme_matches(PROBLEM, scores, TOLERANCE)
 
 
 def test_baseline_ordering(scores):
