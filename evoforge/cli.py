@@ -109,6 +109,7 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
              target: float | None, executor: str = "local",
              ray_address: str | None = None, max_cost: float | None = None,
              max_tokens: int | None = None, join: bool = False) -> RunResult:
+    """Run ``run`` with a live progress bar, then print its result."""
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(),
         TextColumn("{task.completed}/{task.total} evals"),
@@ -122,11 +123,15 @@ def _execute(storage: Storage, run: RunRecord, *, workers: int | None, max_time:
         task = bar.add_task("evolving", total=run.budget, best="-", rate="0.0", failed=0, dups=0)
         events = _ProgressEvents(bar, task)
         try:
-            return execute(storage, run, workers=workers, max_time=max_time, target=target,
-                           events=events, executor=executor, ray_address=ray_address,
-                           max_cost=max_cost, max_tokens=max_tokens, join=join)
+            result = execute(storage, run, workers=workers, max_time=max_time, target=target,
+                             events=events, executor=executor, ray_address=ray_address,
+                             max_cost=max_cost, max_tokens=max_tokens, join=join)
         except RunError as exc:
             raise CLIError(str(exc)) from None
+    _print_result(run, result)
+    if join:
+        console.print(f"this process evaluated {result.progress.own}")
+    return result
 
 
 def _print_result(run: RunRecord, result: RunResult) -> None:
@@ -220,12 +225,9 @@ def run(
         raise CLIError(str(exc)) from None
     console.print(f"run [bold]{record.name}[/]: problem {prob.name}, budget {record.budget}, "
                   f"seed {record.seed}, storage {storage}")
-    result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
-                      executor=executor, ray_address=ray_address, max_cost=max_cost,
-                      max_tokens=max_tokens, join=join)
-    _print_result(record, result)
-    if join:
-        console.print(f"this process evaluated {result.progress.own}")
+    _execute(store, record, workers=workers, max_time=time_limit, target=target,
+             executor=executor, ray_address=ray_address, max_cost=max_cost,
+             max_tokens=max_tokens, join=join)
 
 
 
@@ -253,12 +255,9 @@ def resume(
         except RunError as exc:
             raise CLIError(str(exc)) from None
     console.print(f"resuming run [bold]{record.name}[/] up to {record.budget} evaluations")
-    result = _execute(store, record, workers=workers, max_time=time_limit, target=target,
-                      executor=executor, ray_address=ray_address, max_cost=max_cost,
-                      max_tokens=max_tokens, join=join)
-    _print_result(record, result)
-    if join:
-        console.print(f"this process evaluated {result.progress.own}")
+    _execute(store, record, workers=workers, max_time=time_limit, target=target,
+             executor=executor, ray_address=ray_address, max_cost=max_cost,
+             max_tokens=max_tokens, join=join)
 
 
 @app.command()
