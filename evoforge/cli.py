@@ -559,14 +559,29 @@ def main() -> None:
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Abort):
+        usage, abort = _click_errors()
+        if isinstance(exc, usage):
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
+        if isinstance(exc, abort):
             raise SystemExit(130) from None
         raise
+
+
+def _click_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """Click's usage-error and abort classes, as typer raises them.
+
+    Typer 0.2x raises those of its own copy of click (``typer._click``), which are not
+    click's: both are caught, found through typer's public ``BadParameter`` and
+    ``Abort`` so that no private module is named.
+    """
+    import click
+
+    usage = {click.ClickException, *(kind for kind in typer.BadParameter.__mro__
+                                     if kind.__name__ == "ClickException")}
+    abort = {click.exceptions.Abort, *(kind for kind in typer.Abort.__mro__
+                                       if kind.__name__ == "Abort")}
+    return tuple(usage), tuple(abort)
 
 
 if __name__ == "__main__":

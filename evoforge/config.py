@@ -453,7 +453,7 @@ def load_config(path: Path | None, warnings: list[str] | None = None) -> RunConf
         data = normalize(raw, ignored)
         config = RunConfig.model_validate(data)
     except (ValidationError, TypeError) as exc:
-        raise ConfigError(f"{path}: {_first_error(exc)}") from None
+        raise ConfigError(f"{path}: {first_error(exc)}") from None
     if warnings is not None and ignored:
         # one line: a dozen lines of ignored logging keys would bury the one that matters
         noun = "key has" if len(ignored) == 1 else f"{len(ignored)} keys have"
@@ -463,7 +463,8 @@ def load_config(path: Path | None, warnings: list[str] | None = None) -> RunConf
     return config
 
 
-def _first_error(exc: Exception) -> str:
+def first_error(exc: Exception) -> str:
+    """The first problem a validation error names, on one line: ``'key.sub': message``."""
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

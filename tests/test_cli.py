@@ -169,6 +169,31 @@ def test_resume_after_sigkill_loses_no_finished_evaluation(tmp_path: Path) -> No
     assert info["pending"] == 0
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--bogus"], "No such option: --bogus"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["run"], "Missing argument"),
+        (["run", "{fixtures}/quadratic", "--workers", "0"], "Invalid value for '--workers'"),
+    ],
+)
+def test_usage_errors_print_usage_not_a_traceback(tmp_path: Path, args: list[str],
+                                                  needle: str) -> None:
+    proc = evoforge(*[a.format(fixtures=FIXTURES) for a in args], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and proc.stderr.startswith("Usage: ")
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 4
+
+
+def test_a_budget_below_one_is_refused_and_stores_no_run(tmp_path: Path) -> None:
+    proc = evoforge("run", str(FIXTURES / "quadratic"), "--budget", "-1", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --budget must be at least 1, not -1"
+    assert "no runs in this storage" in evoforge("status", cwd=tmp_path).stderr
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path: Path) -> None:
     proc = _start_run(tmp_path, "interrupted")
     db = tmp_path / "evoforge.db"

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from evoforge.config import LLMConfig, LLMModelConfig, ProblemFiles, RunConfig
+from evoforge.config import LLMConfig, LLMModelConfig, ProblemFiles, RunConfig, first_error
 from evoforge.executors.base import Executor
 from evoforge.executors.local import LocalExecutor
 from evoforge.problem.loader import Problem, ProblemError, load_problem
@@ -69,6 +69,10 @@ def open_run(storage: Storage, problem: Problem, *, join: bool = False,
         raise
 
 
+_OPTIONS = {"max_iterations": "--budget", "random_seed": "--seed", "workers": "--workers"}
+"""The config keys that :func:`create_run`'s arguments set, by the option that sets them."""
+
+
 def create_run(storage: Storage, problem: Problem, *, run_name: str | None = None,
                budget: int | None = None, seed: int | None = None,
                workers: int | None = None, llm: list[str] | None = None,
@@ -103,7 +107,18 @@ def create_run(storage: Storage, problem: Problem, *, run_name: str | None = Non
         overrides["problem_files"] = ProblemFiles(
             program=str(problem.program_path), evaluator=str(problem.evaluator_path),
             config=str(problem.config_path) if problem.config_path else None)
-    config = problem.config.model_copy(update=overrides)
+    try:  # model_copy does not validate: --budget 0 or --workers 0 would be stored as given
+        config = RunConfig.model_validate(
+            problem.config.model_copy(update=overrides).model_dump())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else ""
+        least = (error.get("ctx") or {}).get("ge")
+        if key in _OPTIONS and key in overrides and least is not None:
+            # named as typed, as RunSpec names --time or --max-cost
+            raise RunError(f"{_OPTIONS[key]} must be at least {least}, "
+                           f"not {overrides[key]}") from None
+        raise RunError(first_error(exc)) from None
     if not problem.is_python:
         if not config.llm.models:
             raise RunError(

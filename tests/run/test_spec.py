@@ -53,6 +53,20 @@ def test_values_out_of_range_are_named_as_their_flags(tmp_path: Path, flag: str,
         RunSpec.of(run, RunConfig.model_validate(run.config), **{flag: value})
 
 
+@pytest.mark.parametrize(("given", "message"), [
+    ({"budget": 0}, "--budget must be at least 1, not 0"),
+    ({"budget": -1}, "--budget must be at least 1, not -1"),
+    ({"workers": 0}, "--workers must be at least 1, not 0"),
+])
+def test_values_out_of_range_are_refused_before_a_run_is_stored(
+        tmp_path: Path, given: dict[str, int], message: str) -> None:
+    storage = open_storage(str(tmp_path / "runs.db"))
+    with pytest.raises(RunError) as info:
+        create_run(storage, load_problem(_folder(tmp_path)), **given)  # type: ignore[arg-type]
+    assert str(info.value) == message
+    assert storage.list_runs() == []
+
+
 def test_caps_given_once_are_stored_and_kept_by_a_later_session(tmp_path: Path) -> None:
     storage = open_storage(str(tmp_path / "runs.db"))
     run = create_run(storage, load_problem(_folder(tmp_path)), budget=2)
