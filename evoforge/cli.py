@@ -23,7 +23,8 @@ from evoforge.run.controller import Events, RunError, RunResult
 from evoforge.run.controller import Progress as RunProgress
 from evoforge.run.report import candidate_dict, stopped_stage
 from evoforge.run.report import run_report as status_dict
-from evoforge.run.service import execute, extend_run, open_run
+from evoforge.run.service import check_executor, execute, extend_run, open_run
+from evoforge.run.spec import check_limits
 from evoforge.storage import DEFAULT_URL, RunRecord, Storage, StorageError, open_storage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -219,6 +220,9 @@ def run(
     try:
         if llm and no_llm:
             raise CLIError("--llm and --no-llm contradict each other; pick one")
+        # refused before a run is stored, not after
+        check_executor(executor)
+        check_limits(max_time=time_limit, max_cost=max_cost, max_tokens=max_tokens)
         record = open_run(store, prob, join=join, run_name=run_name, budget=budget,
                           seed=seed, workers=workers, llm=llm, no_llm=no_llm)
     except (StorageError, RunError) as exc:

@@ -187,10 +187,20 @@ def test_usage_errors_print_usage_not_a_traceback(tmp_path: Path, args: list[str
     assert len(proc.stderr.strip().splitlines()) <= 4
 
 
-def test_a_budget_below_one_is_refused_and_stores_no_run(tmp_path: Path) -> None:
-    proc = evoforge("run", str(FIXTURES / "quadratic"), "--budget", "-1", cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "-1"], "--budget must be at least 1, not -1"),
+        (["--executor", "foo"], "unknown executor 'foo'; use local or ray"),
+        (["--time", "-3"], "--time must be more than 0 seconds, not -3"),
+        (["--max-cost", "-1"], "--max-cost must be at least 0, not -1"),
+    ],
+)
+def test_a_value_out_of_range_is_refused_and_stores_no_run(tmp_path: Path, args: list[str],
+                                                           message: str) -> None:
+    proc = evoforge("run", str(FIXTURES / "quadratic"), *args, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: --budget must be at least 1, not -1"
+    assert proc.stderr.strip() == f"error: {message}"
     assert "no runs in this storage" in evoforge("status", cwd=tmp_path).stderr
 
 

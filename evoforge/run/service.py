@@ -212,11 +212,24 @@ def extend_run(storage: Storage, run: RunRecord, evaluations: int) -> RunRecord:
     return storage.get_run(run.name) or run
 
 
+EXECUTORS = ("local", "ray")
+"""The executors :func:`make_executor` knows, by name."""
+
+
+def check_executor(name: str) -> None:
+    """Refuse an executor name :func:`make_executor` does not know.
+
+    Raises:
+        RunError: ``name`` is not one of :data:`EXECUTORS`.
+    """
+    if name not in EXECUTORS:
+        raise RunError(f"unknown executor {name!r}; use {' or '.join(EXECUTORS)}")
+
+
 def make_executor(name: str, workers: int, config: RunConfig,
                   ray_address: str | None = None) -> Executor:
     """The executor called ``name`` (``local`` or ``ray``)."""
-    if name == "local":
-        return LocalExecutor(workers, config.evaluator.isolation)
+    check_executor(name)
     if name == "ray":
         from evoforge.executors.ray_executor import RayExecutor
 
@@ -224,7 +237,7 @@ def make_executor(name: str, workers: int, config: RunConfig,
             return RayExecutor(workers, ray_address)
         except RuntimeError as exc:
             raise RunError(str(exc)) from None
-    raise RunError(f"unknown executor {name!r}; use local or ray")
+    return LocalExecutor(workers, config.evaluator.isolation)
 
 
 def execute(storage: Storage, run: RunRecord, *, workers: int | None = None,

@@ -14,7 +14,22 @@ from evoforge.config import RunConfig
 from evoforge.run.events import RunError
 from evoforge.storage.base import RunRecord, Storage
 
-__all__ = ["RunSpec"]
+__all__ = ["RunSpec", "check_limits"]
+
+
+def check_limits(*, max_time: float | None = None, max_cost: float | None = None,
+                 max_tokens: int | None = None) -> None:
+    """Refuse a session limit out of range, named as its command-line flag.
+
+    Raises:
+        RunError: ``max_time`` not above 0, ``max_cost`` below 0 or ``max_tokens`` below 1.
+    """
+    if max_cost is not None and max_cost < 0:
+        raise RunError(f"--max-cost must be at least 0, not {max_cost:g}")
+    if max_tokens is not None and max_tokens < 1:
+        raise RunError(f"--max-tokens must be at least 1, not {max_tokens}")
+    if max_time is not None and max_time <= 0:
+        raise RunError(f"--time must be more than 0 seconds, not {max_time:g}")
 
 
 class RunSpec(BaseModel):
@@ -48,12 +63,7 @@ class RunSpec(BaseModel):
         Raises:
             RunError: a value out of range (named as its command-line flag).
         """
-        if max_cost is not None and max_cost < 0:
-            raise RunError(f"--max-cost must be at least 0, not {max_cost:g}")
-        if max_tokens is not None and max_tokens < 1:
-            raise RunError(f"--max-tokens must be at least 1, not {max_tokens}")
-        if max_time is not None and max_time <= 0:
-            raise RunError(f"--time must be more than 0 seconds, not {max_time:g}")
+        check_limits(max_time=max_time, max_cost=max_cost, max_tokens=max_tokens)
         return cls(
             budget=run.budget, workers=workers or config.workers,
             max_time=max_time if max_time is not None else config.max_time,
