@@ -282,7 +282,8 @@ def status(
                   f"{info['failed']}, timeout {info['timeouts']}; duplicates "
                   f"{info['duplicates']}; pending {info['pending']}")
     rate = info["evals_per_second"]
-    console.print(f"best {_fmt(info['best_score'])} (candidate {info['best_id']}), initial "
+    best_of = f" (candidate {info['best_id']})" if info["best_id"] is not None else ""
+    console.print(f"best {_fmt(info['best_score'])}{best_of}, initial "
                   f"{_fmt(info['initial_score'])}; {_fmt(rate, 2)} evals/s over "
                   f"{info['elapsed_seconds']:.1f} s")
     fh = info["functional_hashing"]
@@ -317,8 +318,10 @@ def status(
         console.print(models)
     table = Table(title="operators")
     for col in ("operator", "proposed", "ok", "failed", "timeout", "duplicate",
-                "improved/pull"):
-        table.add_column(col, justify="right" if col != "operator" else "left")
+                "improvement rate"):
+        # the names whole: at 80 columns (a pipe, a file) the headers wrap instead
+        table.add_column(col, justify="right" if col != "operator" else "left",
+                         no_wrap=col == "operator")
     for op, e in info["operators"].items():
         rate_txt = _fmt(e.get("improvement_rate"), 3)
         table.add_row(op, str(e["proposed"]), str(e.get("ok", 0)), str(e.get("failed", 0)),

@@ -204,6 +204,29 @@ def test_a_value_out_of_range_is_refused_and_stores_no_run(tmp_path: Path, args:
     assert "no runs in this storage" in evoforge("status", cwd=tmp_path).stderr
 
 
+def test_status_fits_80_columns_and_a_run_without_a_best_names_none(tmp_path: Path) -> None:
+    def status_at_80(cwd: Path) -> str:
+        proc = subprocess.run([sys.executable, "-m", "evoforge", "status"], cwd=cwd,
+                              text=True, capture_output=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "80"})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    (tmp_path / "ok").mkdir()
+    ran = evoforge("run", str(FIXTURES / "quadratic"), "--budget", "12", "--seed", "1",
+                   cwd=tmp_path / "ok")
+    assert ran.returncode == 0, ran.stderr
+    shown = status_at_80(tmp_path / "ok")
+    assert "operator_swap" in shown or "tune" in shown
+    assert "improvement" in shown and "\u2026" not in shown  # no cell cut to an ellipsis
+    (tmp_path / "failed").mkdir()
+    failed = evoforge("run", str(FIXTURES / "failing_initial"), "--budget", "3",
+                      cwd=tmp_path / "failed")
+    assert failed.returncode == 2
+    shown = status_at_80(tmp_path / "failed")
+    assert "best -, initial -;" in shown and "None" not in shown
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path: Path) -> None:
     proc = _start_run(tmp_path, "interrupted")
     db = tmp_path / "evoforge.db"
