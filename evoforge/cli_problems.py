@@ -27,7 +27,8 @@ def problems(ctx: typer.Context) -> None:
         return
     table = Table()
     for col in ("name", "direction", "baselines (test split)", "summary"):
-        table.add_column(col)
+        # a long name (earliest_start_contention) folds onto the next line, not cut
+        table.add_column(col, overflow="fold")
     for name, path in builtin_problems().items():
         try:
             meta = read_meta(path)

@@ -204,9 +204,9 @@ def test_a_value_out_of_range_is_refused_and_stores_no_run(tmp_path: Path, args:
     assert "no runs in this storage" in evoforge("status", cwd=tmp_path).stderr
 
 
-def test_status_fits_80_columns_and_a_run_without_a_best_names_none(tmp_path: Path) -> None:
-    def status_at_80(cwd: Path) -> str:
-        proc = subprocess.run([sys.executable, "-m", "evoforge", "status"], cwd=cwd,
+def test_tables_fit_80_columns_and_a_run_without_a_best_names_none(tmp_path: Path) -> None:
+    def status_at_80(cwd: Path, command: str = "status") -> str:
+        proc = subprocess.run([sys.executable, "-m", "evoforge", command], cwd=cwd,
                               text=True, capture_output=True, timeout=60,
                               env={**os.environ, "COLUMNS": "80"})
         assert proc.returncode == 0, proc.stderr
@@ -225,6 +225,8 @@ def test_status_fits_80_columns_and_a_run_without_a_best_names_none(tmp_path: Pa
     assert failed.returncode == 2
     shown = status_at_80(tmp_path / "failed")
     assert "best -, initial -;" in shown and "None" not in shown
+    listed = status_at_80(tmp_path, "problems")  # long baseline names fold, not cut
+    assert "txn_scheduling" in listed and "\u2026" not in listed
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path: Path) -> None:
