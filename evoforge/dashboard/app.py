@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, PythonLexer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evoforge.candidate import Candidate
 from evoforge.report import facts
@@ -105,9 +107,22 @@ def create_app(url: str) -> FastAPI:
                   openapi_url=None, lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
+    def not_found(request: Request, detail: str) -> Response:
+        # a page where a browser goes (a stale link, a typed address), JSON for the rest
+        if request.url.path.startswith(("/api/", "/fragments/", "/static/")):
+            return JSONResponse({"detail": detail}, status_code=404)
+        return templates.TemplateResponse(request, "not_found.html", {"detail": detail},
+                                          status_code=404)
+
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, _exc: RequestValidationError) -> Response:
-        return JSONResponse({"detail": "not found"}, status_code=404)
+    async def _invalid(request: Request, _exc: RequestValidationError) -> Response:
+        return not_found(request, "not found")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return not_found(request, str(exc.detail))
+        return await http_exception_handler(request, exc)
 
     grid_cache: dict[int, tuple[tuple[Any, ...], tuple[list[facts.Grid], str | None]]] = {}
 

@@ -76,6 +76,25 @@ def test_unknown_ids_and_path_tricks_are_404(base: str, path: str) -> None:
     assert httpx.get(base + path).status_code == 404
 
 
+@pytest.mark.parametrize(("path", "detail"), [
+    ("/runs/999", "no such run"), ("/candidates/999999", "no such candidate"),
+    ("/runs/abc", "not found"), ("/no/such/page", "Not Found"),
+])
+def test_a_page_that_is_not_there_is_a_page(base: str, path: str, detail: str) -> None:
+    page = httpx.get(base + path)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert detail in page.text and 'href="/"' in page.text
+
+
+@pytest.mark.parametrize("path", ["/api/runs/999", "/api/candidates/0", "/fragments/runs/999"])
+def test_an_unknown_id_in_the_api_is_json(base: str, path: str) -> None:
+    answer = httpx.get(base + path)
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["detail"] in ("no such run", "no such candidate", "not found")
+
+
 def test_no_endpoint_writes(finished_run: Path, helpers: Any) -> None:
     before = finished_run.read_bytes()
     with helpers.serve(str(finished_run)) as base:
