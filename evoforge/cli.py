@@ -32,6 +32,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 err_console = Console(stderr=True)
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        from evoforge import __version__
+
+        console.print(f"evoforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print evoforge's version and exit.")] = False) -> None:
+    """evoforge: evolve programs against a reliable verifier."""
+
 StorageOpt = Annotated[str, typer.Option("--storage", help="SQLAlchemy URL or SQLite file.")]
 JoinOpt = Annotated[bool, typer.Option(
     "--join", help="Share the run with other processes run with --join (create it if "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import signal
@@ -227,6 +228,12 @@ def test_tables_fit_80_columns_and_a_run_without_a_best_names_none(tmp_path: Pat
     assert "best -, initial -;" in shown and "None" not in shown
     listed = status_at_80(tmp_path, "problems")  # long baseline names fold, not cut
     assert "txn_scheduling" in listed and "\u2026" not in listed
+
+
+def test_version_is_the_installed_distributions(tmp_path: Path) -> None:
+    proc = evoforge("--version", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"evoforge {importlib.metadata.version('evoforge')}"
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_work(tmp_path: Path) -> None:
