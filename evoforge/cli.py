@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from evoforge import __version__
 from evoforge.candidate import Candidate, Status
 from evoforge.config import ConfigError
 from evoforge.problem.loader import Problem, ProblemError, load_problem
@@ -35,8 +36,6 @@ err_console = Console(stderr=True)
 
 def _show_version(value: bool) -> None:
     if value:
-        from evoforge import __version__
-
         console.print(f"evoforge {__version__}")
         raise typer.Exit()
 
@@ -101,9 +100,9 @@ class _ProgressEvents(Events):
         self.bar.console.print(f"[dim]{escape(text)}[/]", soft_wrap=True)
 
 
-def _open(url: str) -> Storage:
+def _open(url: str, read_only: bool = False) -> Storage:
     try:
-        return open_storage(url)
+        return open_storage(url, read_only=read_only)
     except StorageError as exc:
         raise CLIError(str(exc)) from None
 

@@ -14,10 +14,10 @@ from evoforge.cli import (
     RunNameOpt,
     StorageOpt,
     _find_run,
+    _open,
     app,
     console,
 )
-from evoforge.storage import StorageError, open_storage
 
 
 @app.command()
@@ -62,10 +62,7 @@ def report(
         raise CLIError("the report needs matplotlib: pip install 'evoforge[report]'")
     from evoforge.report.writer import write_report
 
-    try:
-        store = open_storage(storage, read_only=True)
-    except StorageError as exc:
-        raise CLIError(str(exc)) from None
+    store = _open(storage, read_only=True)
     record = _find_run(store, run_name)
     try:
         written = write_report(store, record, out)
